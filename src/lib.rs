@@ -1,1 +1,7 @@
-//! egress-conformance
+//! egress-conformance: replays Istio's egress-gateway TLS-origination tutorial and checks every
+//! stage.
+
+pub mod istio;
+pub mod mesh;
+pub mod translate;
+pub mod xds;

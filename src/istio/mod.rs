@@ -1,0 +1,3 @@
+//! Placeholder until the parser lands.
+pub mod types;
+pub use types::*;

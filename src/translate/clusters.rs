@@ -1,0 +1,245 @@
+//! CDS and EDS: one cluster per service port (`outbound|<port>||<host>`) and per DestinationRule
+//! subset (`outbound|<port>|<subset>|<host>`), plus Istio's `BlackHoleCluster` and
+//! `PassthroughCluster`.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    Cluster,
+    cluster::{ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbPolicy},
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    Http1ProtocolOptions, TransportSocket, UpstreamHttpProtocolOptions, transport_socket,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint::HostIdentifier,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, TlsParameters, UpstreamTlsContext,
+    common_tls_context::ValidationContextType, tls_parameters::TlsProtocol,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions,
+    http_protocol_options::{
+        ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+    },
+};
+use envoy_types::pb::envoy::config::core::v3::DataSource;
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+
+use crate::istio::{SimpleLb, TlsMode};
+use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
+
+use super::envoy_build::{ads, any, seconds, socket_address};
+use super::model::{Discovery, MeshModel, Service, ServicePort};
+
+pub(crate) const BLACKHOLE: &str = "BlackHoleCluster";
+pub(crate) const PASSTHROUGH: &str = "PassthroughCluster";
+/// Where istio-proxy images keep the public roots; `SIMPLE` TLS without `caCertificates`
+/// verifies the server against them.
+pub(crate) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+pub(crate) fn name(port: u32, subset: Option<&str>, host: &str) -> String {
+    format!("outbound|{port}|{}|{host}", subset.unwrap_or(""))
+}
+
+/// Every service cluster and the endpoints of the EDS ones. Both proxies see every service (no
+/// `Sidecar` resource or `exportTo` narrows it in the tutorial).
+pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
+    let mut clusters = Vec::new();
+    let mut endpoints = Vec::new();
+    for service in &model.services {
+        let rule = model.rule_for(&service.hostname);
+        let subsets: Vec<Option<&str>> = std::iter::once(None)
+            .chain(rule.iter().flat_map(|r| r.subsets().iter().map(|s| Some(s.name.as_str()))))
+            .collect();
+        for port in &service.ports {
+            for subset in &subsets {
+                let cluster_name = name(port.number, *subset, &service.hostname);
+                let policy = rule.map(|r| r.policy_for(port.number, *subset)).unwrap_or_default();
+                let mut cluster = base_cluster(&cluster_name, service, port);
+                cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
+                if let Some(tls) = policy.tls.as_ref().filter(|t| t.mode == TlsMode::Simple) {
+                    apply_simple_tls(&mut cluster, tls, port);
+                }
+                if let Discovery::Eds { endpoint_ips } = &service.discovery {
+                    endpoints.push(load_assignment(&cluster_name, endpoint_ips, port.target_port));
+                }
+                clusters.push(cluster);
+            }
+        }
+    }
+    (clusters, endpoints)
+}
+
+fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cluster {
+    let mut cluster = Cluster {
+        name: cluster_name.to_string(),
+        connect_timeout: Some(seconds(10)),
+        ..Default::default()
+    };
+    match &service.discovery {
+        Discovery::Dns => {
+            cluster.cluster_discovery_type =
+                Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
+            cluster.dns_lookup_family = DnsLookupFamily::V4Only as i32;
+            cluster.load_assignment = Some(ClusterLoadAssignment {
+                cluster_name: cluster_name.to_string(),
+                endpoints: vec![LocalityLbEndpoints {
+                    lb_endpoints: vec![lb_endpoint(&service.hostname, port.target_port)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
+        Discovery::Eds { .. } => {
+            cluster.cluster_discovery_type =
+                Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
+            cluster.eds_cluster_config = Some(EdsClusterConfig {
+                eds_config: Some(envoy_types::pb::envoy::config::core::v3::ConfigSource {
+                    initial_fetch_timeout: Some(seconds(0)),
+                    ..ads()
+                }),
+                service_name: cluster_name.to_string(),
+            });
+        }
+    }
+    cluster
+}
+
+fn lb_endpoint(host: &str, port: u32) -> LbEndpoint {
+    LbEndpoint {
+        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(socket_address(host, port)),
+            ..Default::default()
+        })),
+        load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value { value: 1 }),
+        ..Default::default()
+    }
+}
+
+fn load_assignment(cluster_name: &str, ips: &[String], port: u32) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: cluster_name.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: ips.iter().map(|ip| lb_endpoint(ip, port)).collect(),
+            load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
+                value: ips.len() as u32,
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Istio's default is LEAST_REQUEST; `simple` picks another.
+fn lb_policy(simple: Option<SimpleLb>) -> LbPolicy {
+    match simple {
+        Some(SimpleLb::RoundRobin) => LbPolicy::RoundRobin,
+        Some(SimpleLb::Random) => LbPolicy::Random,
+        Some(SimpleLb::Passthrough) => LbPolicy::ClusterProvided,
+        Some(SimpleLb::LeastConn | SimpleLb::LeastRequest | SimpleLb::Unspecified) | None => {
+            LbPolicy::LeastRequest
+        }
+    }
+}
+
+/// `tls.mode: SIMPLE`: originate TLS. The SNI is `tls.sni` when set; otherwise Envoy derives it
+/// from each request's Host (`auto_sni`) and checks the certificate against it
+/// (`auto_san_validation`), as Istio does for HTTP clusters.
+fn apply_simple_tls(
+    cluster: &mut Cluster,
+    tls: &crate::istio::ClientTlsSettings,
+    port: &ServicePort,
+) {
+    let trusted_ca = tls.ca_certificates.clone().unwrap_or_else(|| SYSTEM_ROOTS.to_string());
+    let validation = if tls.insecure_skip_verify == Some(true) {
+        None
+    } else {
+        Some(ValidationContextType::ValidationContext(CertificateValidationContext {
+            trusted_ca: Some(DataSource { specifier: Some(Specifier::Filename(trusted_ca)), ..Default::default() }),
+            ..Default::default()
+        }))
+    };
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_params: Some(TlsParameters {
+                tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+                tls_maximum_protocol_version: TlsProtocol::TlSv13 as i32,
+                ..Default::default()
+            }),
+            validation_context_type: validation,
+            ..Default::default()
+        }),
+        sni: tls.sni.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+    });
+    if tls.sni.is_none() && port.protocol.is_http() {
+        let options = HttpProtocolOptions {
+            upstream_http_protocol_options: Some(UpstreamHttpProtocolOptions {
+                auto_sni: true,
+                auto_san_validation: tls.insecure_skip_verify != Some(true),
+                ..Default::default()
+            }),
+            upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+                ExplicitHttpConfig {
+                    protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
+                        Http1ProtocolOptions::default(),
+                    )),
+                },
+            )),
+            ..Default::default()
+        };
+        cluster.typed_extension_protocol_options =
+            HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&options))]);
+    }
+}
+
+fn blackhole() -> Cluster {
+    Cluster {
+        name: BLACKHOLE.into(),
+        connect_timeout: Some(seconds(10)),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
+        ..Default::default()
+    }
+}
+
+fn passthrough() -> Cluster {
+    Cluster {
+        name: PASSTHROUGH.into(),
+        connect_timeout: Some(seconds(10)),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(
+            DiscoveryType::OriginalDst as i32,
+        )),
+        lb_policy: LbPolicy::ClusterProvided as i32,
+        ..Default::default()
+    }
+}
+
+/// A sidecar has both catch-all clusters whatever the policy: the policy picks which one the
+/// catch-all routes use.
+pub(crate) fn for_sidecar(services: &[Cluster], _mesh: &MeshSettings) -> Vec<Cluster> {
+    let mut all = services.to_vec();
+    all.push(blackhole());
+    all.push(passthrough());
+    all
+}
+
+pub(crate) fn for_gateway(services: &[Cluster]) -> Vec<Cluster> {
+    let mut all = services.to_vec();
+    all.push(blackhole());
+    all
+}
+
+/// The catch-all cluster for traffic to unknown destinations under `policy`.
+pub(crate) fn catch_all(policy: OutboundTrafficPolicy) -> &'static str {
+    match policy {
+        OutboundTrafficPolicy::AllowAny => PASSTHROUGH,
+        OutboundTrafficPolicy::RegistryOnly => BLACKHOLE,
+    }
+}

@@ -1,0 +1,97 @@
+//! Istio resources → Envoy resources, the way istiod builds them.
+//!
+//! A pure function of the applied config, the registry and the mesh settings: no I/O, no ports of
+//! the run. The output has istiod's names and shapes (pod IPs, `0.0.0.0` listeners,
+//! `bind_to_port: false`, the system root bundle); `crate::local_network` then maps it onto the
+//! loopback network of a local run. Istio-only filters (`istio.metadata_exchange`, `istio.stats`)
+//! are never emitted: stock Envoy rejects them.
+
+mod clusters;
+mod hcm;
+pub(crate) mod envoy_build;
+mod gateway;
+mod model;
+mod routes;
+mod sidecar;
+
+use crate::istio::{IstioObject, ObjectKey};
+use crate::mesh::{AppliedConfig, MeshSettings, Registry};
+use crate::xds::ProxyResources;
+
+/// Which proxies to build config for: the sidecar's and the egress gateway's workloads.
+#[derive(Debug, Clone)]
+pub struct ProxyWorkloads {
+    pub sidecar: String,
+    pub gateway: String,
+}
+
+impl ProxyWorkloads {
+    pub fn tutorial() -> ProxyWorkloads {
+        ProxyWorkloads { sidecar: "sleep".into(), gateway: "istio-egressgateway".into() }
+    }
+}
+
+/// The config of both proxies for one applied state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Translation {
+    pub sidecar: ProxyResources,
+    pub gateway: ProxyResources,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TranslateError {
+    #[error("{file}:{line}: {object}: {field}: unsupported Istio feature: {reason}")]
+    Unsupported { object: ObjectKey, file: String, line: usize, field: String, reason: String },
+    #[error("the registry has no workload named {0:?}")]
+    UnknownWorkload(String),
+}
+
+impl TranslateError {
+    pub(crate) fn unsupported(
+        key: &ObjectKey,
+        object: &IstioObject,
+        field: &str,
+        reason: &str,
+    ) -> TranslateError {
+        TranslateError::Unsupported {
+            object: key.clone(),
+            file: object.source.file.display().to_string(),
+            line: object.source.line,
+            field: field.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Build both proxies' config for `config`.
+pub fn translate(
+    config: &AppliedConfig,
+    registry: &Registry,
+    mesh: &MeshSettings,
+    proxies: &ProxyWorkloads,
+) -> Result<Translation, TranslateError> {
+    let model = model::MeshModel::build(config, registry)?;
+    let sidecar_workload = registry
+        .workload(&proxies.sidecar)
+        .ok_or_else(|| TranslateError::UnknownWorkload(proxies.sidecar.clone()))?;
+    let gateway_workload = registry
+        .workload(&proxies.gateway)
+        .ok_or_else(|| TranslateError::UnknownWorkload(proxies.gateway.clone()))?;
+
+    let (clusters, endpoints) = clusters::build(&model);
+    let sidecar = ProxyResources {
+        clusters: clusters::for_sidecar(&clusters, mesh),
+        endpoints: endpoints.clone(),
+        listeners: sidecar::listeners(&model, mesh),
+        routes: sidecar::routes(&model, mesh, &sidecar_workload.namespace),
+    };
+    let gateway_listeners = gateway::listeners(&model, registry, gateway_workload);
+    let gateway = ProxyResources {
+        clusters: clusters::for_gateway(&clusters),
+        endpoints,
+        routes: gateway::routes(&model, &gateway_listeners),
+        listeners: gateway_listeners.into_iter().map(|l| l.listener).collect(),
+    };
+    Ok(Translation { sidecar, gateway })
+}
+

@@ -1,0 +1,174 @@
+//! HTTP routes: a VirtualService's `http` rules for one proxy context and port, and the default
+//! route a service gets without one.
+
+use envoy_types::pb::envoy::config::route::v3::{
+    Decorator, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
+    route::Action, route_action::{ClusterSpecifier, MaxStreamDuration}, route_match::PathSpecifier,
+    weighted_cluster::ClusterWeight,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
+
+use crate::istio::{HttpRoute, ObjectKey, VirtualService};
+
+use super::clusters;
+use super::envoy_build::{bool_value, seconds};
+use super::model::{MeshModel, qualify};
+
+/// Where a VirtualService rule is being applied: the mesh's sidecars or one gateway
+/// (`namespace/name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Context {
+    Mesh,
+    Gateway { namespace: String, name: String },
+}
+
+impl Context {
+    /// Whether a gateway reference as written in a VirtualService (`mesh`, `name` or
+    /// `namespace/name`, resolved against the VirtualService's namespace) means this context.
+    fn is_named_by(&self, reference: &str, vs_namespace: &str) -> bool {
+        match self {
+            Context::Mesh => reference == "mesh",
+            Context::Gateway { namespace, name } => match reference.split_once('/') {
+                Some((ns, n)) => ns == namespace && n == name,
+                None => reference == name && vs_namespace == namespace,
+            },
+        }
+    }
+
+    fn bound(&self, vs: &VirtualService, vs_namespace: &str) -> bool {
+        if vs.gateways.is_empty() {
+            return *self == Context::Mesh;
+        }
+        vs.gateways.iter().any(|g| self.is_named_by(g, vs_namespace))
+    }
+}
+
+/// The VirtualServices bound to `context` that name `host`, in applied order.
+pub(crate) fn virtual_services_for<'m>(
+    model: &'m MeshModel<'_>,
+    context: &Context,
+    host: &str,
+) -> Vec<(&'m ObjectKey, &'m VirtualService)> {
+    model
+        .virtual_services
+        .iter()
+        .filter(|(key, vs)| {
+            context.bound(vs, &key.namespace)
+                && vs.hosts.iter().any(|h| qualify(h, &key.namespace) == host)
+        })
+        .map(|(key, vs)| (key, *vs))
+        .collect()
+}
+
+/// Translate the rules of `vs` that apply to `context` on `port`. Rules whose matches all name
+/// another gateway or port are left out, as istiod does.
+pub(crate) fn from_virtual_service(
+    model: &MeshModel<'_>,
+    key: &ObjectKey,
+    vs: &VirtualService,
+    context: &Context,
+    port: u32,
+) -> Vec<Route> {
+    vs.http
+        .iter()
+        .filter(|rule| applies(rule, context, &key.namespace, port))
+        .map(|rule| rule_route(model, &key.namespace, rule, port))
+        .collect()
+}
+
+fn applies(rule: &HttpRoute, context: &Context, vs_namespace: &str, port: u32) -> bool {
+    if rule.matches.is_empty() {
+        return true;
+    }
+    rule.matches.iter().any(|m| {
+        let gateway_ok =
+            m.gateways.is_empty() || m.gateways.iter().any(|g| context.is_named_by(g, vs_namespace));
+        gateway_ok && m.port.is_none_or(|p| p == port)
+    })
+}
+
+fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port: u32) -> Route {
+    let targets: Vec<(String, u32)> = rule
+        .route
+        .iter()
+        .map(|d| {
+            let host = qualify(&d.destination.host, vs_namespace);
+            let dest_port = d.destination.port.as_ref().map(|p| p.number).unwrap_or_else(|| {
+                // No port: the service's only port, else the port the request came in on.
+                match model.service(&host).map(|s| s.ports.as_slice()) {
+                    Some([only]) => only.number,
+                    _ => port,
+                }
+            });
+            let cluster = clusters::name(dest_port, d.destination.subset.as_deref(), &host);
+            (cluster, d.weight.unwrap_or(0))
+        })
+        .collect();
+    let first = &rule.route[0].destination;
+    let operation = format!(
+        "{}:{}/*",
+        qualify(&first.host, vs_namespace),
+        first.port.as_ref().map(|p| p.number).unwrap_or(port)
+    );
+    let specifier = if let [(cluster, _)] = targets.as_slice() {
+        ClusterSpecifier::Cluster(cluster.clone())
+    } else {
+        ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: targets
+                .iter()
+                .map(|(name, weight)| ClusterWeight {
+                    name: name.clone(),
+                    weight: Some(UInt32Value { value: *weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    };
+    route(rule.name.clone().unwrap_or_default(), specifier, operation)
+}
+
+/// The route a service gets when no VirtualService speaks for it.
+pub(crate) fn default_route(cluster: String, host: &str, port: u32) -> Route {
+    route("default".into(), ClusterSpecifier::Cluster(cluster), format!("{host}:{port}/*"))
+}
+
+fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route {
+    Route {
+        name,
+        r#match: Some(RouteMatch {
+            path_specifier: Some(PathSpecifier::Prefix("/".into())),
+            case_sensitive: Some(bool_value(true)),
+            ..Default::default()
+        }),
+        action: Some(Action::Route(RouteAction {
+            cluster_specifier: Some(specifier),
+            timeout: Some(seconds(0)),
+            retry_policy: Some(retry_policy()),
+            max_stream_duration: Some(MaxStreamDuration {
+                max_stream_duration: Some(seconds(0)),
+                grpc_timeout_header_max: Some(seconds(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        decorator: Some(Decorator { operation, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Istio's default retry policy (two retries on connection-level failures and 503).
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+            .into(),
+        num_retries: Some(UInt32Value { value: 2 }),
+        host_selection_retry_max_attempts: 5,
+        retriable_status_codes: vec![503],
+        ..Default::default()
+    }
+}
+
+pub(crate) fn virtual_host(name: String, domains: Vec<String>, routes: Vec<Route>) -> VirtualHost {
+    VirtualHost { name, domains, routes, include_request_attempt_count: true, ..Default::default() }
+}

@@ -1,0 +1,200 @@
+//! The sidecar's outbound listeners and route configurations.
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route::Action,
+    route_match::PathSpecifier,
+};
+
+use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
+
+use super::clusters;
+use super::envoy_build::{bool_value, socket_address};
+use super::hcm::{http_connection_manager, listener, tcp_proxy};
+use super::model::{MeshModel, Service};
+use super::routes::{self, Context};
+
+pub(crate) const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
+pub(crate) const VIRTUAL_OUTBOUND_PORT: u32 = 15001;
+pub(crate) const PASSTHROUGH_CHAIN: &str = "PassthroughFilterChain";
+
+/// The ports on which some service speaks HTTP: each gets a shared `0.0.0.0_<port>` listener.
+fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
+    model
+        .services
+        .iter()
+        .flat_map(|s| s.ports.iter().filter(|p| p.protocol.is_http()).map(|p| p.number))
+        .collect()
+}
+
+pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for port in http_ports(model) {
+        let chain = FilterChain {
+            filters: vec![http_connection_manager(
+                &format!("outbound_0.0.0.0_{port}"),
+                &port.to_string(),
+                false,
+            )],
+            ..Default::default()
+        };
+        out.push(listener("0.0.0.0", port, false, vec![chain]));
+    }
+    // TCP-ish ports of services with a VIP get a listener of their own on that VIP.
+    for service in &model.services {
+        let Some(vip) = &service.vip else { continue };
+        for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
+            let cluster = clusters::name(port.number, None, &service.hostname);
+            let chain =
+                FilterChain { filters: vec![tcp_proxy(&cluster, &cluster)], ..Default::default() };
+            out.push(listener(vip, port.number, false, vec![chain]));
+        }
+    }
+    out.push(virtual_outbound(mesh.outbound_traffic_policy));
+    out
+}
+
+/// Where iptables sends all outbound traffic; it hands connections to the listener for their
+/// original destination, and keeps those no listener claims.
+fn virtual_outbound(policy: OutboundTrafficPolicy) -> Listener {
+    let cluster = clusters::catch_all(policy);
+    Listener {
+        name: VIRTUAL_OUTBOUND.into(),
+        address: Some(socket_address("0.0.0.0", VIRTUAL_OUTBOUND_PORT)),
+        use_original_dst: Some(bool_value(true)),
+        filter_chains: vec![FilterChain {
+            name: PASSTHROUGH_CHAIN.into(),
+            filters: vec![tcp_proxy(cluster, cluster)],
+            ..Default::default()
+        }],
+        traffic_direction: envoy_types::pb::envoy::config::core::v3::TrafficDirection::Outbound
+            as i32,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn routes(
+    model: &MeshModel<'_>,
+    mesh: &MeshSettings,
+    proxy_namespace: &str,
+) -> Vec<RouteConfiguration> {
+    http_ports(model)
+        .into_iter()
+        .map(|port| {
+            let mut hosts: Vec<VirtualHost> = model
+                .services
+                .iter()
+                .filter(|s| s.port(port).is_some_and(|p| p.protocol.is_http()))
+                .filter_map(|s| service_virtual_host(model, s, port, proxy_namespace))
+                .collect();
+            hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            hosts.push(catch_all(mesh.outbound_traffic_policy));
+            RouteConfiguration {
+                name: port.to_string(),
+                virtual_hosts: hosts,
+                validate_clusters: Some(bool_value(false)),
+                ignore_port_in_host_matching: true,
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn service_virtual_host(
+    model: &MeshModel<'_>,
+    service: &Service,
+    port: u32,
+    proxy_namespace: &str,
+) -> Option<VirtualHost> {
+    let bound = routes::virtual_services_for(model, &Context::Mesh, &service.hostname);
+    let route_list: Vec<Route> = if bound.is_empty() {
+        vec![routes::default_route(
+            clusters::name(port, None, &service.hostname),
+            &service.hostname,
+            port,
+        )]
+    } else {
+        let translated: Vec<Route> = bound
+            .iter()
+            .flat_map(|(key, vs)| {
+                routes::from_virtual_service(model, key, vs, &Context::Mesh, port)
+            })
+            .collect();
+        if translated.is_empty() {
+            // A VirtualService speaks for this host but has no rule for this port: istiod
+            // leaves the host's default route in place for it.
+            vec![routes::default_route(
+                clusters::name(port, None, &service.hostname),
+                &service.hostname,
+                port,
+            )]
+        } else {
+            translated
+        }
+    };
+    Some(routes::virtual_host(
+        format!("{}:{port}", service.hostname),
+        domains(service, proxy_namespace),
+        route_list,
+    ))
+}
+
+/// The names a client in `proxy_namespace` can use for `service`.
+fn domains(service: &Service, proxy_namespace: &str) -> Vec<String> {
+    let host = &service.hostname;
+    let mut out = vec![host.clone(), format!("{host}.")];
+    if let Some(stem) = host.strip_suffix(".svc.cluster.local") {
+        // Kubernetes search paths: `name.ns.svc.cluster`, `name.ns.svc`, `name.ns`, and `name`
+        // from the same namespace.
+        out.push(format!("{stem}.svc.cluster"));
+        out.push(format!("{stem}.svc"));
+        out.push(stem.to_string());
+        if let Some((name, ns)) = stem.split_once('.')
+            && ns == proxy_namespace
+        {
+            out.push(name.to_string());
+        }
+    }
+    if let Some(vip) = &service.vip {
+        out.push(vip.clone());
+    }
+    out
+}
+
+/// The last virtual host: what happens to a request for a host the mesh does not know.
+fn catch_all(policy: OutboundTrafficPolicy) -> VirtualHost {
+    let prefix = || {
+        Some(RouteMatch {
+            path_specifier: Some(PathSpecifier::Prefix("/".into())),
+            ..Default::default()
+        })
+    };
+    match policy {
+        OutboundTrafficPolicy::AllowAny => {
+            let mut route = routes::default_route(clusters::PASSTHROUGH.into(), "", 0);
+            route.name = "allow_any".into();
+            route.decorator = None;
+            route.r#match = prefix();
+            if let Some(Action::Route(action)) = &mut route.action {
+                action.retry_policy = None;
+                action.max_stream_duration = None;
+            }
+            routes::virtual_host("allow_any".into(), vec!["*".into()], vec![route])
+        }
+        OutboundTrafficPolicy::RegistryOnly => routes::virtual_host(
+            "block_all".into(),
+            vec!["*".into()],
+            vec![Route {
+                name: "block_all".into(),
+                r#match: prefix(),
+                action: Some(Action::DirectResponse(DirectResponseAction {
+                    status: 502,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+        ),
+    }
+}
