@@ -21,9 +21,13 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
     http_protocol_options::{
-        ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+        ExplicitHttpConfig, UpstreamProtocolOptions, UseDownstreamHttpConfig,
+        explicit_http_config::ProtocolConfig,
     },
 };
+use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
+use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as HttpProtocolOptionsCommon;
+use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::pb::envoy::config::core::v3::DataSource;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 
@@ -77,6 +81,8 @@ fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cl
     let mut cluster = Cluster {
         name: cluster_name.to_string(),
         connect_timeout: Some(seconds(10)),
+        circuit_breakers: Some(unlimited_circuit_breakers()),
+        common_lb_config: Some(Default::default()),
         ..Default::default()
     };
     match &service.discovery {
@@ -114,7 +120,7 @@ fn lb_endpoint(host: &str, port: u32) -> LbEndpoint {
             address: Some(socket_address(host, port)),
             ..Default::default()
         })),
-        load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value { value: 1 }),
+        load_balancing_weight: Some(UInt32Value { value: 1 }),
         ..Default::default()
     }
 }
@@ -124,9 +130,7 @@ fn load_assignment(cluster_name: &str, ips: &[String], port: u32) -> ClusterLoad
         cluster_name: cluster_name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
             lb_endpoints: ips.iter().map(|ip| lb_endpoint(ip, port)).collect(),
-            load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
-                value: ips.len() as u32,
-            }),
+            load_balancing_weight: Some(UInt32Value { value: ips.len() as u32 }),
             ..Default::default()
         }],
         ..Default::default()
@@ -200,6 +204,22 @@ fn apply_simple_tls(
     }
 }
 
+/// Istio leaves connection limits to the DestinationRule: every threshold at its maximum.
+fn unlimited_circuit_breakers() -> CircuitBreakers {
+    let max = Some(UInt32Value { value: u32::MAX });
+    CircuitBreakers {
+        thresholds: vec![Thresholds {
+            max_connections: max,
+            max_pending_requests: max,
+            max_requests: max,
+            max_retries: max,
+            track_remaining: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 fn blackhole() -> Cluster {
     Cluster {
         name: BLACKHOLE.into(),
@@ -217,6 +237,24 @@ fn passthrough() -> Cluster {
             DiscoveryType::OriginalDst as i32,
         )),
         lb_policy: LbPolicy::ClusterProvided as i32,
+        circuit_breakers: Some(unlimited_circuit_breakers()),
+        typed_extension_protocol_options: HashMap::from([(
+            HTTP_PROTOCOL_OPTIONS.to_string(),
+            any(&HttpProtocolOptions {
+                common_http_protocol_options: Some(HttpProtocolOptionsCommon {
+                    idle_timeout: Some(seconds(300)),
+                    ..Default::default()
+                }),
+                upstream_protocol_options: Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(
+                    UseDownstreamHttpConfig {
+                        http_protocol_options: Some(Http1ProtocolOptions::default()),
+                        http2_protocol_options: Some(Default::default()),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+        )]),
         ..Default::default()
     }
 }

@@ -52,7 +52,7 @@ pub(crate) fn listeners(
                 let route_config = format!("http.{port}");
                 let chain = FilterChain {
                     filters: vec![http_connection_manager(
-                        &format!("outbound_0.0.0.0_{port}"),
+                        &format!("outbound_0.0.0.0_{port};"),
                         &route_config,
                         true,
                     )],
@@ -106,7 +106,7 @@ pub(crate) fn routes(
                             .or_insert_with(|| {
                                 routes::virtual_host(
                                     format!("{vs_host}:{port}"),
-                                    vec![vs_host.clone(), format!("{vs_host}:*")],
+                                    vec![vs_host.clone()],
                                     Vec::new(),
                                 )
                             })
@@ -129,6 +129,9 @@ pub(crate) fn routes(
                 name: gl.route_config.clone(),
                 virtual_hosts,
                 validate_clusters: Some(bool_value(false)),
+                max_direct_response_body_size_bytes: Some(
+                    envoy_types::pb::google::protobuf::UInt32Value { value: 1024 * 1024 },
+                ),
                 ignore_port_in_host_matching: true,
                 ..Default::default()
             }

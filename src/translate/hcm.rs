@@ -4,13 +4,16 @@ use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
+    HttpConnectionManager, HttpFilter, Rds,
+    http_connection_manager::{RouteSpecifier, UpgradeConfig},
+    http_filter,
 };
+use envoy_types::pb::envoy::config::core::v3::ConfigSource;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier,
 };
 
-use super::envoy_build::{ads, any, bool_value, socket_address};
+use super::envoy_build::{ads, any, bool_value, seconds, socket_address};
 
 pub(crate) const HCM: &str = "envoy.filters.network.http_connection_manager";
 pub(crate) const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
@@ -19,7 +22,7 @@ pub(crate) fn http_connection_manager(stat_prefix: &str, route_config: &str, gat
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
-            config_source: Some(ads()),
+            config_source: Some(ConfigSource { initial_fetch_timeout: Some(seconds(0)), ..ads() }),
             route_config_name: route_config.to_string(),
         })),
         http_filters: vec![HttpFilter {
@@ -30,6 +33,9 @@ pub(crate) fn http_connection_manager(stat_prefix: &str, route_config: &str, gat
         // A gateway is the edge of the mesh: it trusts the connection's peer, as Istio sets it.
         use_remote_address: Some(bool_value(gateway)),
         normalize_path: Some(bool_value(true)),
+        upgrade_configs: vec![UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }],
+        stream_idle_timeout: Some(seconds(0)),
+        server_name: if gateway { "istio-envoy".into() } else { String::new() },
         ..Default::default()
     };
     Filter { name: HCM.into(), config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))) }

@@ -14,7 +14,6 @@ use super::TranslateError;
 #[derive(Debug, Clone)]
 pub(crate) struct ServicePort {
     pub number: u32,
-    pub name: String,
     pub protocol: Protocol,
     pub target_port: u32,
 }
@@ -30,7 +29,6 @@ pub(crate) enum Discovery {
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub hostname: String,
-    pub namespace: String,
     /// The ClusterIP of a Kubernetes Service; ServiceEntries without `addresses` have none.
     pub vip: Option<String>,
     pub ports: Vec<ServicePort>,
@@ -54,8 +52,9 @@ impl AppliedRule<'_> {
         &self.rule.subsets
     }
 
-    /// Istio's precedence: a subset's policy over the rule's; a port-level setting over the
-    /// policy's top level (each field on its own).
+    /// Istio's precedence: a subset's policy over the rule's. A matching `portLevelSettings` entry
+    /// replaces the policy's top level as a whole: per Istio's API, port-level settings do not
+    /// inherit, so a field they leave out falls back to the default, not to the top level.
     pub fn policy_for(&self, port: u32, subset: Option<&str>) -> EffectivePolicy {
         let mut effective = EffectivePolicy::default();
         if let Some(policy) = &self.rule.traffic_policy {
@@ -78,22 +77,17 @@ pub(crate) struct EffectivePolicy {
 
 impl EffectivePolicy {
     fn merge(&mut self, policy: &TrafficPolicy, port: u32) {
-        if let Some(simple) = policy.load_balancer.as_ref().and_then(|lb| lb.simple) {
+        let level =
+            policy.port_level_settings.iter().find(|l| l.port.as_ref().map(|p| p.number) == Some(port));
+        let (load_balancer, tls) = match level {
+            Some(level) => (&level.load_balancer, &level.tls),
+            None => (&policy.load_balancer, &policy.tls),
+        };
+        if let Some(simple) = load_balancer.as_ref().and_then(|lb| lb.simple) {
             self.load_balancer = Some(simple);
         }
-        if let Some(tls) = &policy.tls {
+        if let Some(tls) = tls {
             self.tls = Some(tls.clone());
-        }
-        for level in &policy.port_level_settings {
-            if level.port.as_ref().map(|p| p.number) != Some(port) {
-                continue;
-            }
-            if let Some(simple) = level.load_balancer.as_ref().and_then(|lb| lb.simple) {
-                self.load_balancer = Some(simple);
-            }
-            if let Some(tls) = &level.tls {
-                self.tls = Some(tls.clone());
-            }
         }
     }
 }
@@ -113,14 +107,12 @@ impl<'a> MeshModel<'a> {
             .iter()
             .map(|svc| Service {
                 hostname: svc.hostname(),
-                namespace: svc.namespace.clone(),
                 vip: Some(svc.cluster_ip.clone()),
                 ports: svc
                     .ports
                     .iter()
                     .map(|p| ServicePort {
                         number: p.port,
-                        name: p.name.clone(),
                         protocol: p.protocol,
                         target_port: p.target_port,
                     })
@@ -189,14 +181,12 @@ fn service_entry_services(
         .iter()
         .map(|host| Service {
             hostname: host.clone(),
-            namespace: key.namespace.clone(),
             vip: None,
             ports: entry
                 .ports
                 .iter()
                 .map(|p| ServicePort {
                     number: p.number,
-                    name: p.name.clone(),
                     protocol: p.protocol,
                     target_port: p.target_port.unwrap_or(p.number),
                 })

@@ -3,15 +3,17 @@
 
 use envoy_types::pb::envoy::config::route::v3::{
     Decorator, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
-    route::Action, route_action::{ClusterSpecifier, MaxStreamDuration}, route_match::PathSpecifier,
+    retry_policy::{RetryHostPredicate, retry_host_predicate},
+    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier,
     weighted_cluster::ClusterWeight,
 };
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::istio::{HttpRoute, ObjectKey, VirtualService};
 
 use super::clusters;
-use super::envoy_build::{bool_value, seconds};
+use super::envoy_build::{any, bool_value, seconds};
 use super::model::{MeshModel, qualify};
 
 /// Where a VirtualService rule is being applied: the mesh's sidecars or one gateway
@@ -125,7 +127,11 @@ fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port:
             ..Default::default()
         })
     };
-    route(rule.name.clone().unwrap_or_default(), specifier, operation)
+    let mut route = route(rule.name.clone().unwrap_or_default(), specifier, operation);
+    if let Some(m) = &mut route.r#match {
+        m.case_sensitive = Some(bool_value(true));
+    }
+    route
 }
 
 /// The route a service gets when no VirtualService speaks for it.
@@ -136,20 +142,13 @@ pub(crate) fn default_route(cluster: String, host: &str, port: u32) -> Route {
 fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route {
     Route {
         name,
-        r#match: Some(RouteMatch {
-            path_specifier: Some(PathSpecifier::Prefix("/".into())),
-            case_sensitive: Some(bool_value(true)),
-            ..Default::default()
-        }),
+        r#match: Some(prefix_match()),
         action: Some(Action::Route(RouteAction {
             cluster_specifier: Some(specifier),
             timeout: Some(seconds(0)),
             retry_policy: Some(retry_policy()),
-            max_stream_duration: Some(MaxStreamDuration {
-                max_stream_duration: Some(seconds(0)),
-                grpc_timeout_header_max: Some(seconds(0)),
-                ..Default::default()
-            }),
+            #[allow(deprecated)] // istiod still sets it
+            max_grpc_timeout: Some(seconds(0)),
             ..Default::default()
         })),
         decorator: Some(Decorator { operation, ..Default::default() }),
@@ -157,14 +156,23 @@ fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route 
     }
 }
 
-/// Istio's default retry policy (two retries on connection-level failures and 503).
+pub(crate) fn prefix_match() -> RouteMatch {
+    RouteMatch { path_specifier: Some(PathSpecifier::Prefix("/".into())), ..Default::default() }
+}
+
+/// Istio's default retry policy: two retries on connection-level failures, each on another host.
 fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
             .into(),
         num_retries: Some(UInt32Value { value: 2 }),
+        retry_host_predicate: vec![RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: Some(retry_host_predicate::ConfigType::TypedConfig(any(
+                &PreviousHostsPredicate {},
+            ))),
+        }],
         host_selection_retry_max_attempts: 5,
-        retriable_status_codes: vec![503],
         ..Default::default()
     }
 }

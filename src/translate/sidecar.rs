@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route::Action,
-    route_match::PathSpecifier,
+    DirectResponseAction, Route, RouteConfiguration, VirtualHost, route::Action,
 };
 
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
@@ -18,7 +18,8 @@ use super::routes::{self, Context};
 
 pub(crate) const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 pub(crate) const VIRTUAL_OUTBOUND_PORT: u32 = 15001;
-pub(crate) const PASSTHROUGH_CHAIN: &str = "PassthroughFilterChain";
+const BLACKHOLE_CHAIN: &str = "virtualOutbound-blackhole";
+pub(crate) const CATCH_ALL_CHAIN: &str = "virtualOutbound-catchall-tcp";
 
 /// The ports on which some service speaks HTTP: each gets a shared `0.0.0.0_<port>` listener.
 fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
@@ -34,7 +35,7 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
     for port in http_ports(model) {
         let chain = FilterChain {
             filters: vec![http_connection_manager(
-                &format!("outbound_0.0.0.0_{port}"),
+                &format!("outbound_0.0.0.0_{port};"),
                 &port.to_string(),
                 false,
             )],
@@ -49,7 +50,10 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
             let cluster = clusters::name(port.number, None, &service.hostname);
             let chain =
                 FilterChain { filters: vec![tcp_proxy(&cluster, &cluster)], ..Default::default() };
-            out.push(listener(vip, port.number, false, vec![chain]));
+            let mut tcp = listener(vip, port.number, false, vec![chain]);
+            tcp.continue_on_listener_filters_timeout = true;
+            tcp.listener_filters_timeout = Some(super::envoy_build::seconds(0));
+            out.push(tcp);
         }
     }
     out.push(virtual_outbound(mesh.outbound_traffic_policy));
@@ -64,11 +68,23 @@ fn virtual_outbound(policy: OutboundTrafficPolicy) -> Listener {
         name: VIRTUAL_OUTBOUND.into(),
         address: Some(socket_address("0.0.0.0", VIRTUAL_OUTBOUND_PORT)),
         use_original_dst: Some(bool_value(true)),
-        filter_chains: vec![FilterChain {
-            name: PASSTHROUGH_CHAIN.into(),
-            filters: vec![tcp_proxy(cluster, cluster)],
-            ..Default::default()
-        }],
+        filter_chains: vec![
+            // A connection made to 15001 itself would loop: drop it.
+            FilterChain {
+                name: BLACKHOLE_CHAIN.into(),
+                filter_chain_match: Some(FilterChainMatch {
+                    destination_port: Some(UInt32Value { value: VIRTUAL_OUTBOUND_PORT }),
+                    ..Default::default()
+                }),
+                filters: vec![tcp_proxy(clusters::BLACKHOLE, clusters::BLACKHOLE)],
+                ..Default::default()
+            },
+            FilterChain {
+                name: CATCH_ALL_CHAIN.into(),
+                filters: vec![tcp_proxy(cluster, cluster)],
+                ..Default::default()
+            },
+        ],
         traffic_direction: envoy_types::pb::envoy::config::core::v3::TrafficDirection::Outbound
             as i32,
         ..Default::default()
@@ -95,6 +111,7 @@ pub(crate) fn routes(
                 name: port.to_string(),
                 virtual_hosts: hosts,
                 validate_clusters: Some(bool_value(false)),
+                max_direct_response_body_size_bytes: Some(UInt32Value { value: 1024 * 1024 }),
                 ignore_port_in_host_matching: true,
                 ..Default::default()
             }
@@ -146,15 +163,12 @@ fn domains(service: &Service, proxy_namespace: &str) -> Vec<String> {
     let host = &service.hostname;
     let mut out = vec![host.clone(), format!("{host}.")];
     if let Some(stem) = host.strip_suffix(".svc.cluster.local") {
-        // Kubernetes search paths: `name.ns.svc.cluster`, `name.ns.svc`, `name.ns`, and `name`
-        // from the same namespace.
-        out.push(format!("{stem}.svc.cluster"));
-        out.push(format!("{stem}.svc"));
-        out.push(stem.to_string());
-        if let Some((name, ns)) = stem.split_once('.')
-            && ns == proxy_namespace
-        {
-            out.push(name.to_string());
+        // The names Kubernetes' search path completes: `name` only from the same namespace.
+        match stem.split_once('.') {
+            Some((name, ns)) if ns == proxy_namespace => {
+                out.extend([name.to_string(), format!("{stem}.svc"), stem.to_string()])
+            }
+            _ => out.extend([stem.to_string(), format!("{stem}.svc")]),
         }
     }
     if let Some(vip) = &service.vip {
@@ -165,21 +179,14 @@ fn domains(service: &Service, proxy_namespace: &str) -> Vec<String> {
 
 /// The last virtual host: what happens to a request for a host the mesh does not know.
 fn catch_all(policy: OutboundTrafficPolicy) -> VirtualHost {
-    let prefix = || {
-        Some(RouteMatch {
-            path_specifier: Some(PathSpecifier::Prefix("/".into())),
-            ..Default::default()
-        })
-    };
+    let prefix = || Some(routes::prefix_match());
     match policy {
         OutboundTrafficPolicy::AllowAny => {
             let mut route = routes::default_route(clusters::PASSTHROUGH.into(), "", 0);
             route.name = "allow_any".into();
             route.decorator = None;
-            route.r#match = prefix();
             if let Some(Action::Route(action)) = &mut route.action {
                 action.retry_policy = None;
-                action.max_stream_duration = None;
             }
             routes::virtual_host("allow_any".into(), vec!["*".into()], vec![route])
         }
