@@ -2,6 +2,7 @@
 //! stage.
 
 pub mod istio;
+pub mod local_network;
 pub mod mesh;
 pub mod translate;
 pub mod xds;

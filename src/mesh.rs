@@ -170,3 +170,30 @@ impl AppliedConfig {
         self.objects.is_empty()
     }
 }
+
+/// The two proxies of the tutorial, as suites name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyRole {
+    /// The sleep pod's sidecar.
+    Sidecar,
+    /// `istio-egressgateway` in `istio-system`.
+    EgressGateway,
+}
+
+impl ProxyRole {
+    pub const ALL: [ProxyRole; 2] = [ProxyRole::Sidecar, ProxyRole::EgressGateway];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyRole::Sidecar => "sidecar",
+            ProxyRole::EgressGateway => "egress-gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
