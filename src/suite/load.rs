@@ -1,0 +1,470 @@
+//! Reading a suite file: YAML → validated [`Suite`], with its fixtures parsed. Every error names
+//! the file and line it points at. No backend is touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::istio::{Kind, ManifestError, ObjectKey, load_manifests};
+use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
+
+use super::model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{file}: cannot read suite: {source}")]
+    Io { file: PathBuf, source: std::io::Error },
+    #[error("{file}:{line}:{column}: {message}")]
+    Yaml { file: PathBuf, line: u64, column: u64, message: String },
+    #[error("{file}:{line}: {message}")]
+    Invalid { file: PathBuf, line: usize, message: String },
+    #[error("{file}:{line}: fixture {fixture} does not exist")]
+    MissingFixture { file: PathBuf, line: usize, fixture: PathBuf },
+    #[error("{file}:{line}: in fixture: {source}")]
+    Fixture { file: PathBuf, line: usize, source: ManifestError },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    title: String,
+    /// Relative to the suite file.
+    fixtures: String,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    #[serde(default)]
+    mesh: RawMesh,
+    #[serde(default)]
+    commands: BTreeMap<String, String>,
+    stages: Vec<Spanned<RawStage>>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+/// Mirrors Istio's `meshConfig`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMesh {
+    #[serde(default)]
+    outbound_traffic_policy: RawOutboundPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundPolicy {
+    #[serde(default)]
+    mode: OutboundTrafficPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: String,
+    #[serde(default)]
+    says: Option<String>,
+    #[serde(default)]
+    apply: Vec<Spanned<String>>,
+    #[serde(default)]
+    delete: Vec<Spanned<String>>,
+    /// A fixture of `kubectl delete <kind> <name>` lines, as the tutorial's cleanup prints them.
+    #[serde(default)]
+    delete_file: Option<Spanned<String>>,
+    #[serde(default)]
+    snapshot: Option<String>,
+    #[serde(default)]
+    checks: Vec<Spanned<RawCheck>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    // A command check.
+    run: Option<String>,
+    exit_code: Option<i32>,
+    status_lines: Option<Vec<RawExpected>>,
+    headers: Option<BTreeMap<String, RawExpected>>,
+    stdout_includes: Option<Vec<String>>,
+    stdout_excludes: Option<Vec<String>>,
+    through: Option<Vec<RawTraffic>>,
+    origin: Option<Vec<RawOrigin>>,
+    // A proxy config check.
+    proxy: Option<ProxyRole>,
+    listeners: Option<Vec<String>>,
+    listener: Option<String>,
+    present: Option<bool>,
+    rds: Option<String>,
+    route_config: Option<String>,
+    virtual_hosts: Option<Vec<String>>,
+    virtual_host: Option<String>,
+    domains: Option<Vec<String>>,
+    routes: Option<usize>,
+    cluster: Option<String>,
+    discovery: Option<String>,
+    lb_policy: Option<String>,
+    tls: Option<RawTls>,
+    // No residue.
+    same_as: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawExpected {
+    Text(String),
+    Number(i64),
+    Marked(RawMarked),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarked {
+    value: RawScalar,
+    live_site: LiveSite,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawScalar {
+    Text(String),
+    Number(i64),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LiveSite {
+    /// The live site may answer differently: compare only that the value is there.
+    Varies,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraffic {
+    proxy: ProxyRole,
+    cluster: String,
+    requests: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrigin {
+    host: Option<String>,
+    path: Option<String>,
+    tls: Option<bool>,
+    /// `none` expects no SNI.
+    sni: Option<String>,
+    status: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    originated: bool,
+    sni: Option<String>,
+}
+
+impl RawExpected {
+    fn resolve(self) -> Expected {
+        match self {
+            RawExpected::Text(value) => Expected { value, varies_on_live_site: false },
+            RawExpected::Number(n) => Expected { value: n.to_string(), varies_on_live_site: false },
+            RawExpected::Marked(RawMarked { value, live_site: LiveSite::Varies }) => Expected {
+                value: match value {
+                    RawScalar::Text(t) => t,
+                    RawScalar::Number(n) => n.to_string(),
+                },
+                varies_on_live_site: true,
+            },
+        }
+    }
+}
+
+/// Read and validate a suite and every fixture it names.
+pub fn load_suite(file: &Path) -> Result<Suite, SuiteError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|source| SuiteError::Io { file: file.to_path_buf(), source })?;
+    parse_suite(file, &text)
+}
+
+pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
+    let raw: RawSuite = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        SuiteError::Yaml { file: file.to_path_buf(), line, column, message: yaml_message(&e) }
+    })?;
+    let invalid = |line: usize, message: String| SuiteError::Invalid {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let fixtures = file.parent().unwrap_or(Path::new(".")).join(&raw.fixtures);
+    let mut commands = BTreeMap::new();
+    for (name, line) in &raw.commands {
+        let argv = shell_words::split(line)
+            .map_err(|e| invalid(0, format!("commands.{name}: {e}")))?;
+        if argv.first().map(String::as_str) != Some("curl") {
+            return Err(invalid(0, format!("commands.{name}: only curl commands are supported, got {line:?}")));
+        }
+        commands.insert(name.clone(), CommandLine { name: name.clone(), argv });
+    }
+    let mut stages = Vec::new();
+    let mut snapshots = BTreeSet::new();
+    let mut stage_names = BTreeSet::new();
+    for spanned in raw.stages {
+        let line = spanned.referenced.line() as usize;
+        let raw_stage = spanned.value;
+        if !stage_names.insert(raw_stage.name.clone()) {
+            return Err(invalid(line, format!("stage name {:?} is used twice", raw_stage.name)));
+        }
+        let mut steps = Vec::new();
+        for apply in raw_stage.apply {
+            let step_line = apply.referenced.line() as usize;
+            let path = fixtures.join(&apply.value);
+            if !path.is_file() {
+                return Err(SuiteError::MissingFixture {
+                    file: file.to_path_buf(),
+                    line: step_line,
+                    fixture: path,
+                });
+            }
+            let objects = load_manifests(&path).map_err(|source| SuiteError::Fixture {
+                file: file.to_path_buf(),
+                line: step_line,
+                source,
+            })?;
+            steps.push(Step::Apply { file: path, objects });
+        }
+        for delete in raw_stage.delete {
+            let step_line = delete.referenced.line() as usize;
+            let key = parse_delete(&delete.value, &raw.namespace)
+                .map_err(|message| invalid(step_line, message))?;
+            steps.push(Step::Delete { key });
+        }
+        if let Some(delete_file) = raw_stage.delete_file {
+            let step_line = delete_file.referenced.line() as usize;
+            let path = fixtures.join(&delete_file.value);
+            let text = std::fs::read_to_string(&path).map_err(|_| SuiteError::MissingFixture {
+                file: file.to_path_buf(),
+                line: step_line,
+                fixture: path.clone(),
+            })?;
+            for (n, command) in text.lines().enumerate() {
+                let command = command.trim();
+                if command.is_empty() || command.starts_with('#') {
+                    continue;
+                }
+                let key = command
+                    .strip_prefix("kubectl delete ")
+                    .ok_or_else(|| "expected `kubectl delete <kind> <name>`".to_string())
+                    .and_then(|rest| parse_delete(rest, &raw.namespace))
+                    .map_err(|message| SuiteError::Invalid {
+                        file: path.clone(),
+                        line: n + 1,
+                        message,
+                    })?;
+                steps.push(Step::Delete { key });
+            }
+        }
+        let mut checks = Vec::new();
+        for check in raw_stage.checks {
+            let check_line = check.referenced.line() as usize;
+            let kind = resolve_check(check.value, &commands, &snapshots)
+                .map_err(|message| invalid(check_line, message))?;
+            checks.push(Check { line: check_line, kind });
+        }
+        if let Some(name) = &raw_stage.snapshot {
+            snapshots.insert(name.clone());
+        }
+        stages.push(Stage {
+            name: raw_stage.name,
+            says: raw_stage.says,
+            steps,
+            snapshot: raw_stage.snapshot,
+            checks,
+            line,
+        });
+    }
+    if stages.is_empty() {
+        return Err(invalid(1, "a suite needs at least one stage".into()));
+    }
+    Ok(Suite {
+        name: raw.name,
+        title: raw.title,
+        file: file.to_path_buf(),
+        fixtures,
+        namespace: raw.namespace,
+        mesh: MeshSettings { outbound_traffic_policy: raw.mesh.outbound_traffic_policy.mode },
+        stages,
+    })
+}
+
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    // The rendered error repeats the location; keep the first line, which is the message.
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// `kubectl delete <kind> <name>`, as the tutorial writes it: `gateway istio-egressgateway`.
+fn parse_delete(text: &str, namespace: &str) -> Result<ObjectKey, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let [kind, name] = words.as_slice() else {
+        return Err(format!("delete {text:?}: expected `<kind> <name>`, as kubectl delete takes them"));
+    };
+    let kind = Kind::from_cli_name(kind).ok_or_else(|| {
+        format!("delete {text:?}: unknown kind {kind:?} (serviceentry, gateway, virtualservice, destinationrule)")
+    })?;
+    Ok(ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() })
+}
+
+/// Which fields a check sets, for "belongs to another kind of check" errors.
+fn set_fields(raw: &RawCheck) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! field {
+        ($($f:ident),*) => { $( if raw.$f.is_some() { out.push(stringify!($f)); } )* };
+    }
+    field!(run, exit_code, status_lines, headers, stdout_includes, stdout_excludes, through, origin,
+        proxy, listeners, listener, present, rds, route_config, virtual_hosts, virtual_host,
+        domains, routes, cluster, discovery, lb_policy, tls, same_as);
+    out
+}
+
+fn only(raw: &RawCheck, kind: &str, allowed: &[&str]) -> Result<(), String> {
+    let extra: Vec<&str> =
+        set_fields(raw).into_iter().filter(|f| !allowed.contains(f)).collect();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "a {kind} check does not take {}; it takes {}",
+            extra.join(", "),
+            allowed.join(", ")
+        ))
+    }
+}
+
+fn resolve_check(
+    raw: RawCheck,
+    commands: &BTreeMap<String, CommandLine>,
+    snapshots: &BTreeSet<String>,
+) -> Result<CheckKind, String> {
+    if let Some(name) = &raw.run {
+        only(&raw, "command", &[
+            "run", "exit_code", "status_lines", "headers", "stdout_includes", "stdout_excludes",
+            "through", "origin",
+        ])?;
+        let command = commands.get(name).cloned().ok_or_else(|| {
+            format!("run: no command named {name:?} under `commands` (have: {})",
+                commands.keys().cloned().collect::<Vec<_>>().join(", "))
+        })?;
+        let check = CommandCheck {
+            command,
+            exit_code: raw.exit_code,
+            status_lines: raw
+                .status_lines
+                .map(|lines| lines.into_iter().map(RawExpected::resolve).collect()),
+            headers: raw
+                .headers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.resolve()))
+                .collect(),
+            stdout_includes: raw.stdout_includes.unwrap_or_default(),
+            stdout_excludes: raw.stdout_excludes.unwrap_or_default(),
+            through: raw
+                .through
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| ClusterTraffic { proxy: t.proxy, cluster: t.cluster, requests: t.requests })
+                .collect(),
+            origin: raw.origin.map(|list| {
+                list.into_iter()
+                    .map(|o| OriginExpectation {
+                        host: o.host,
+                        path: o.path,
+                        tls: o.tls,
+                        sni: o.sni.map(|s| (s != "none").then_some(s)),
+                        status: o.status,
+                    })
+                    .collect()
+            }),
+        };
+        if check.exit_code.is_none()
+            && check.status_lines.is_none()
+            && check.headers.is_empty()
+            && check.stdout_includes.is_empty()
+            && check.stdout_excludes.is_empty()
+            && check.through.is_empty()
+            && check.origin.is_none()
+        {
+            return Err(format!("run {name:?} expects nothing: add exit_code, status_lines, headers, ..."));
+        }
+        return Ok(CheckKind::Command(check));
+    }
+    if let Some(snapshot) = &raw.same_as {
+        only(&raw, "same_as", &["same_as"])?;
+        if !snapshots.contains(snapshot) {
+            return Err(format!("same_as: no earlier stage takes a snapshot named {snapshot:?}"));
+        }
+        return Ok(CheckKind::SameAs { snapshot: snapshot.clone() });
+    }
+    let Some(proxy) = raw.proxy else {
+        return Err("a check needs `run`, `proxy` or `same_as`".into());
+    };
+    let expect = if let Some(names) = &raw.listeners {
+        only(&raw, "listeners", &["proxy", "listeners"])?;
+        ProxyExpectation::Listeners(names.clone())
+    } else if let Some(name) = &raw.listener {
+        only(&raw, "listener", &["proxy", "listener", "present", "rds"])?;
+        ProxyExpectation::Listener {
+            name: name.clone(),
+            present: raw.present.unwrap_or(true),
+            rds: raw.rds.clone(),
+        }
+    } else if let Some(route_config) = &raw.route_config {
+        if let Some(names) = &raw.virtual_hosts {
+            only(&raw, "virtual_hosts", &["proxy", "route_config", "virtual_hosts"])?;
+            ProxyExpectation::VirtualHostNames { route_config: route_config.clone(), names: names.clone() }
+        } else if let Some(name) = &raw.virtual_host {
+            only(&raw, "virtual_host", &[
+                "proxy", "route_config", "virtual_host", "domains", "routes", "cluster",
+            ])?;
+            ProxyExpectation::VirtualHost {
+                route_config: route_config.clone(),
+                name: name.clone(),
+                domains: raw.domains.clone(),
+                routes: raw.routes,
+                cluster: raw.cluster.clone(),
+            }
+        } else {
+            return Err("route_config needs `virtual_hosts` or `virtual_host`".into());
+        }
+    } else if let Some(name) = &raw.cluster {
+        only(&raw, "cluster", &["proxy", "cluster", "present", "discovery", "lb_policy", "tls"])?;
+        ProxyExpectation::Cluster {
+            name: name.clone(),
+            present: raw.present.unwrap_or(true),
+            discovery: raw.discovery.clone(),
+            lb_policy: raw.lb_policy.clone(),
+            tls: raw.tls.as_ref().map(|t| match (t.originated, &t.sni) {
+                (false, _) => TlsExpectation::None,
+                (true, sni) => TlsExpectation::Originated { sni: sni.clone().unwrap_or_else(|| "auto".into()) },
+            }),
+        }
+    } else {
+        return Err("a proxy check needs `listeners`, `listener`, `route_config` or `cluster`".into());
+    };
+    Ok(CheckKind::Proxy { proxy, expect })
+}
+
+/// Every suite file under `dir`, sorted.
+pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+

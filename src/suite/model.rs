@@ -1,0 +1,173 @@
+//! A suite: one tutorial as data. Its stages, what each applies or deletes, the commands it runs and
+//! what it expects to see. Validated, resolved against its fixtures, backend-neutral.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::istio::{IstioObject, ObjectKey};
+use crate::mesh::{MeshSettings, ProxyRole};
+
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub name: String,
+    pub title: String,
+    pub file: PathBuf,
+    pub fixtures: PathBuf,
+    /// The namespace the tutorial's `kubectl` commands act in.
+    pub namespace: String,
+    pub mesh: MeshSettings,
+    pub stages: Vec<Stage>,
+}
+
+impl Suite {
+    /// Every object any stage applies, in order (for up-front validation and the origin's hosts).
+    pub fn all_objects(&self) -> impl Iterator<Item = &IstioObject> {
+        self.stages.iter().flat_map(|s| s.steps.iter()).flat_map(|step| match step {
+            Step::Apply { objects, .. } => objects.as_slice(),
+            Step::Delete { .. } => &[],
+        })
+    }
+
+    /// Every command any stage runs.
+    pub fn all_commands(&self) -> impl Iterator<Item = &CommandLine> {
+        self.stages.iter().flat_map(|s| s.checks.iter()).filter_map(|c| match &c.kind {
+            CheckKind::Command(cmd) => Some(&cmd.command),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    /// What the tutorial says at this point, for the transcript.
+    pub says: Option<String>,
+    pub steps: Vec<Step>,
+    /// Take a snapshot of every proxy's config and of the applied resources under this name.
+    pub snapshot: Option<String>,
+    pub checks: Vec<Check>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// `kubectl apply -f <file>`.
+    Apply { file: PathBuf, objects: Vec<IstioObject> },
+    /// `kubectl delete <kind> <name>`.
+    Delete { key: ObjectKey },
+}
+
+/// A command as the tutorial runs it in the sleep pod (`kubectl exec ... -- <argv>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandLine {
+    /// The name the suite gives it.
+    pub name: String,
+    pub argv: Vec<String>,
+}
+
+impl std::fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self
+            .argv
+            .iter()
+            .map(|a| {
+                if a.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        f.write_str(&quoted.join(" "))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Where the check is written, for failures: `suite.yaml:42`.
+    pub line: usize,
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    Command(CommandCheck),
+    Proxy { proxy: ProxyRole, expect: ProxyExpectation },
+    /// No residue: every proxy's config and the applied resources equal a snapshot.
+    SameAs { snapshot: String },
+}
+
+/// A value that depends on the live site (`edition.cnn.com` itself) is compared exactly only where
+/// the site is played by the local origin; against the live site only its presence is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub value: String,
+    pub varies_on_live_site: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CommandCheck {
+    pub command: CommandLine,
+    pub exit_code: Option<i32>,
+    /// Every status line curl printed, in order (one per response with `-L`).
+    pub status_lines: Option<Vec<Expected>>,
+    /// Headers of the last response curl printed; names case-insensitive.
+    pub headers: BTreeMap<String, Expected>,
+    pub stdout_includes: Vec<String>,
+    pub stdout_excludes: Vec<String>,
+    /// Requests each proxy sent to a cluster while the command ran.
+    pub through: Vec<ClusterTraffic>,
+    /// What reached the origin while the command ran (only where the origin is local).
+    pub origin: Option<Vec<OriginExpectation>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTraffic {
+    pub proxy: ProxyRole,
+    pub cluster: String,
+    /// The growth of the cluster's `upstream_rq_total` counter.
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OriginExpectation {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub tls: Option<bool>,
+    /// `Some(None)` expects no SNI at all.
+    pub sni: Option<Option<String>>,
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyExpectation {
+    /// Exactly these active listeners, by name.
+    Listeners(Vec<String>),
+    Listener { name: String, present: bool, rds: Option<String> },
+    /// Exactly these virtual hosts, by name, in order.
+    VirtualHostNames { route_config: String, names: Vec<String> },
+    VirtualHost {
+        route_config: String,
+        name: String,
+        domains: Option<Vec<String>>,
+        /// How many routes it has.
+        routes: Option<usize>,
+        /// The cluster every route sends to.
+        cluster: Option<String>,
+    },
+    Cluster {
+        name: String,
+        present: bool,
+        discovery: Option<String>,
+        lb_policy: Option<String>,
+        tls: Option<TlsExpectation>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsExpectation {
+    /// Plain text to the upstream.
+    None,
+    /// TLS originated; `sni` is the fixed SNI or `auto` (from each request's Host).
+    Originated { sni: String },
+}
