@@ -1,0 +1,490 @@
+//! The local backend: no cluster, no containers. Two real Envoys play the sleep pod's sidecar and
+//! `istio-egressgateway`; the in-process control plane pushes them what istiod would, mapped onto
+//! loopback by `crate::local_network`; a local origin with the run's certificates plays
+//! `edition.cnn.com`; real curl is the client.
+//!
+//! Everything it starts is owned here and stops on [`LocalBackend::shutdown`] or, failing that,
+//! on drop: Envoy children, the origin, the control plane, the port reservations, the run's
+//! temporary directory.
+
+mod bootstrap;
+mod curl;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::backend::{Backend, BackendError, StepError, StepReport};
+use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
+use crate::istio::{IstioObject, ObjectKey};
+use crate::local_network::{self, LocalNetwork, PortKey};
+use crate::mesh::{AppliedConfig, MeshSettings, ProxyRole, Registry};
+use crate::observe::{CommandOutput, OriginHit};
+use crate::origin::{Origin, OriginConfig, RunPki};
+use crate::ports::PortReservation;
+use crate::suite::{CommandLine, Suite};
+use crate::translate::{ProxyWorkloads, Translation, translate};
+use crate::xds::{XdsError, XdsHandle, XdsServer};
+
+/// How long a proxy may take to accept a change before the step fails.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Config checks read Envoy's own dump after the ACK: only draining listeners may lag.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub envoy: EnvoyBinary,
+    pub mesh: MeshSettings,
+    /// The namespace `kubectl` acts in.
+    pub namespace: String,
+    /// Hosts the origin plays: every ServiceEntry host of the suite.
+    pub origin_hosts: Vec<String>,
+    /// External ports commands may reach with no listener of their own (`virtualOutbound`).
+    pub external_ports: BTreeSet<u32>,
+    /// Leave the run's directory (logs, bootstraps, CA) behind.
+    pub keep_dir: bool,
+    pub envoy_log_level: String,
+}
+
+impl LocalOptions {
+    /// What a suite needs from the local backend.
+    pub fn for_suite(suite: &Suite, envoy: EnvoyBinary) -> LocalOptions {
+        let mut origin_hosts: Vec<String> = suite
+            .all_objects()
+            .filter_map(|o| match &o.spec {
+                crate::istio::Spec::ServiceEntry(se) => Some(se.hosts.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        origin_hosts.sort();
+        origin_hosts.dedup();
+        let mut external_ports: BTreeSet<u32> = [80, 443].into();
+        for command in suite.all_commands() {
+            external_ports.extend(curl::url_targets(&command.argv).into_iter().map(|(_, p)| p));
+        }
+        LocalOptions {
+            envoy,
+            mesh: suite.mesh.clone(),
+            namespace: suite.namespace.clone(),
+            origin_hosts,
+            external_ports,
+            keep_dir: false,
+            envoy_log_level: "warning".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("creating the run directory: {0}")]
+    Dir(std::io::Error),
+    #[error("the origin's certificates: {0}")]
+    Pki(#[from] crate::origin::PkiError),
+    #[error("writing the run's CA to {path}: {source}")]
+    WriteCa { path: PathBuf, source: std::io::Error },
+    #[error("starting the origin: {0}")]
+    Origin(#[from] crate::origin::OriginError),
+    #[error("starting the control plane: {0}")]
+    Xds(#[from] XdsError),
+    #[error("reserving a loopback port: {0}")]
+    Port(std::io::Error),
+    #[error("the baseline config: {0}")]
+    Baseline(String),
+    #[error("starting the {proxy} Envoy: {source}")]
+    Envoy { proxy: ProxyRole, source: crate::envoy::EnvoyError },
+    #[error("the {proxy} Envoy did not take its first config: {message}")]
+    FirstAck { proxy: ProxyRole, message: String },
+}
+
+/// What shutting down found: anything of the run still there is a leak.
+#[derive(Debug, Clone, Default)]
+pub struct CleanupReport {
+    pub envoy_pids: Vec<u32>,
+    pub ports: Vec<u16>,
+    pub dir: PathBuf,
+    pub dir_kept: bool,
+    /// What outlived the run, in words; empty when nothing did.
+    pub leftovers: Vec<String>,
+}
+
+pub struct LocalBackend {
+    // Field order is drop order: proxies first, then what they talk to.
+    proxies: BTreeMap<ProxyRole, EnvoyProcess>,
+    xds: Option<XdsServer>,
+    origin: Option<Origin>,
+    reservations: BTreeMap<PortKey, PortReservation>,
+    dir: Option<tempfile::TempDir>,
+    dir_path: PathBuf,
+    keep_dir: bool,
+    handle: XdsHandle,
+    node_ids: BTreeMap<ProxyRole, String>,
+    registry: Registry,
+    workloads: ProxyWorkloads,
+    mesh: MeshSettings,
+    namespace: String,
+    external_ports: BTreeSet<u32>,
+    ca_file: PathBuf,
+    config: AppliedConfig,
+    /// The config both proxies hold now (localised).
+    current: Translation,
+}
+
+impl LocalBackend {
+    pub async fn start(opts: LocalOptions) -> Result<LocalBackend, LocalError> {
+        let dir = tempfile::Builder::new()
+            .prefix("egress-conformance-")
+            .tempdir()
+            .map_err(LocalError::Dir)?;
+        let dir_path = dir.path().to_path_buf();
+        let hosts = if opts.origin_hosts.is_empty() {
+            vec!["edition.cnn.com".to_string()]
+        } else {
+            opts.origin_hosts.clone()
+        };
+        let pki = Arc::new(RunPki::generate(&hosts)?);
+        let ca_file = dir_path.join("ca.pem");
+        pki.write_ca_pem(&ca_file)
+            .map_err(|source| LocalError::WriteCa { path: ca_file.clone(), source })?;
+        let origin = Origin::start(OriginConfig {
+            pki,
+            hosts,
+            politics_body_len: crate::origin::POLITICS_BODY_LEN,
+        })
+        .await?;
+        let xds = XdsServer::start().await?;
+        let registry = Registry::tutorial();
+        let workloads = ProxyWorkloads::tutorial();
+        let mut node_ids = BTreeMap::new();
+        for role in ProxyRole::ALL {
+            let workload = registry
+                .workload(workload_name(&workloads, role))
+                .ok_or_else(|| LocalError::Baseline(format!("no workload plays the {role}")))?;
+            node_ids.insert(role, bootstrap::node_id(role, workload));
+        }
+        let mut backend = LocalBackend {
+            proxies: BTreeMap::new(),
+            handle: xds.handle(),
+            xds: Some(xds),
+            reservations: BTreeMap::new(),
+            dir: Some(dir),
+            dir_path,
+            keep_dir: opts.keep_dir,
+            node_ids,
+            registry,
+            workloads,
+            mesh: opts.mesh,
+            namespace: opts.namespace,
+            external_ports: opts.external_ports,
+            ca_file,
+            config: AppliedConfig::default(),
+            current: Translation::default(),
+            origin: Some(origin),
+        };
+        // The baseline goes out before the proxies start, so their first answer is complete.
+        let baseline = backend
+            .prepare(&AppliedConfig::default())
+            .map_err(|e| LocalError::Baseline(e.to_string()))?;
+        backend.publish(&baseline);
+        backend.current = baseline;
+        let xds_addr = backend.xds.as_ref().map(XdsServer::addr).ok_or_else(|| {
+            LocalError::Baseline("the control plane stopped".into())
+        })?;
+        let started = futures::future::join_all(ProxyRole::ALL.map(|role| {
+            let workload = backend
+                .registry
+                .workload(workload_name(&backend.workloads, role))
+                .cloned()
+                .expect("checked above");
+            let options = EnvoyOptions {
+                binary: opts.envoy.path.clone(),
+                name: role.as_str().to_string(),
+                bootstrap: bootstrap::bootstrap(&backend.node_ids[&role], &workload, xds_addr),
+                dir: backend.dir_path.clone(),
+                log_level: opts.envoy_log_level.clone(),
+                drain_time_s: 0,
+            };
+            async move { (role, EnvoyProcess::start(options).await) }
+        }))
+        .await;
+        for (role, result) in started {
+            let process = result.map_err(|source| LocalError::Envoy { proxy: role, source })?;
+            backend.proxies.insert(role, process);
+        }
+        for role in ProxyRole::ALL {
+            backend
+                .handle
+                .wait_acked(&backend.node_ids[&role], ACK_TIMEOUT)
+                .await
+                .map_err(|e| LocalError::FirstAck { proxy: role, message: e.to_string() })?;
+        }
+        Ok(backend)
+    }
+
+    /// Translate `config`, reserve any port it newly needs and map it onto loopback.
+    fn prepare(&mut self, config: &AppliedConfig) -> Result<Translation, StepError> {
+        let istio = translate(config, &self.registry, &self.mesh, &self.workloads)?;
+        for key in local_network::required_ports(&istio, &self.registry, &self.external_ports) {
+            if !self.reservations.contains_key(&key) {
+                let reservation = PortReservation::reserve()
+                    .map_err(|e| StepError::Backend(format!("reserving a loopback port: {e}")))?;
+                self.reservations.insert(key, reservation);
+            }
+        }
+        local_network::localize(&istio, &self.registry, &self.network())
+            .map_err(|e| StepError::Backend(e.to_string()))
+    }
+
+    fn network(&self) -> LocalNetwork {
+        let origin = self.origin.as_ref();
+        LocalNetwork {
+            ports: self.reservations.iter().map(|(k, r)| (k.clone(), r.port())).collect(),
+            origin_http: origin.map(Origin::http_addr).unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+            origin_tls: origin.map(Origin::tls_addr).unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+            roots_file: self.ca_file.clone(),
+            external_ports: self.external_ports.clone(),
+        }
+    }
+
+    fn publish(&self, translation: &Translation) {
+        self.handle.publish(&self.node_ids[&ProxyRole::Sidecar], translation.sidecar.clone());
+        self.handle.publish(&self.node_ids[&ProxyRole::EgressGateway], translation.gateway.clone());
+    }
+
+    /// Push `config` to both proxies and wait until both have ACKed it.
+    async fn converge(&mut self, config: AppliedConfig) -> Result<StepReport, StepError> {
+        let translation = self.prepare(&config)?;
+        let started = Instant::now();
+        self.publish(&translation);
+        self.config = config;
+        self.current = translation;
+        let waits = ProxyRole::ALL.map(|role| {
+            let handle = self.handle.clone();
+            let node = self.node_ids[&role].clone();
+            async move { (role, handle.wait_acked(&node, ACK_TIMEOUT).await) }
+        });
+        for (role, result) in futures::future::join_all(waits).await {
+            match result {
+                Ok(_) => {}
+                Err(XdsError::Nacked { type_url, version, message, .. }) => {
+                    return Err(StepError::Rejected {
+                        proxy: role,
+                        type_url: type_url.to_string(),
+                        version: version.to_string(),
+                        detail: message,
+                    });
+                }
+                Err(other) => {
+                    let log = self.proxies.get(&role).map(|p| p.log_tail(10)).unwrap_or_default();
+                    return Err(StepError::Backend(format!("{role}: {other}\n{log}")));
+                }
+            }
+        }
+        Ok(StepReport { latency: started.elapsed() })
+    }
+
+    fn proxy(&mut self, role: ProxyRole, action: &str) -> Result<&EnvoyProcess, BackendError> {
+        let process = self.proxies.get_mut(&role).ok_or_else(|| BackendError {
+            backend: "local",
+            action: action.to_string(),
+            message: format!("the {role} Envoy is not running"),
+        })?;
+        if let Some(status) = process.try_exited() {
+            return Err(BackendError {
+                backend: "local",
+                action: action.to_string(),
+                message: format!("the {role} Envoy exited ({status}); its log ends:\n{}", process.log_tail(15)),
+            });
+        }
+        Ok(process)
+    }
+
+    /// The run's directory: logs, bootstraps, the CA.
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+
+    /// How to reach the running mesh by hand (for `--keep`).
+    pub fn access(&self) -> String {
+        let mut out = String::new();
+        for (role, process) in &self.proxies {
+            out.push_str(&format!(
+                "{role}: admin http://{} (pid {}, log {})\n",
+                process.admin().addr(),
+                process.pid(),
+                process.log_path().display()
+            ));
+        }
+        if let Some(origin) = &self.origin {
+            out.push_str(&format!(
+                "origin (edition.cnn.com): http {} https {}\n",
+                origin.http_addr(),
+                origin.tls_addr()
+            ));
+        }
+        let example = CommandLine {
+            name: "example".into(),
+            argv: ["curl", "-sL", "-o", "/dev/null", "-D", "-", "http://edition.cnn.com/politics"]
+                .map(String::from)
+                .to_vec(),
+        };
+        if let Ok(argv) = self.command_argv(&example) {
+            let line = CommandLine { name: String::new(), argv };
+            out.push_str(&format!("the tutorial's curl, as the sleep pod runs it:\n  {line}\n"));
+        }
+        out
+    }
+
+    fn command_argv(&self, command: &CommandLine) -> Result<Vec<String>, String> {
+        let mut hosts: BTreeSet<String> =
+            curl::url_targets(&command.argv).into_iter().map(|(h, _)| h).collect();
+        for (_, object) in self.config.iter() {
+            if let crate::istio::Spec::ServiceEntry(se) = &object.spec {
+                hosts.extend(se.hosts.iter().cloned());
+            }
+        }
+        hosts.extend(self.registry.services.iter().map(|s| s.hostname()));
+        let mut ports = self.external_ports.clone();
+        ports.extend(curl::url_targets(&command.argv).into_iter().map(|(_, p)| p));
+        let net = self.network();
+        let mut connect_to = Vec::new();
+        for host in &hosts {
+            for port in &ports {
+                match local_network::connect_to(host, *port, &self.current.sidecar.listeners, &self.registry, &net) {
+                    Ok(local) => connect_to.push((host.clone(), *port, local)),
+                    Err(local_network::LocalizeError::NoRoute { .. }) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        Ok(curl::local_argv(&command.argv, &connect_to, &self.ca_file))
+    }
+
+    /// Stop everything, then check that nothing of the run is left: no Envoy process, no held or
+    /// bound port, no directory (unless it was to be kept).
+    pub async fn shutdown(mut self) -> CleanupReport {
+        let mut report = CleanupReport { dir: self.dir_path.clone(), dir_kept: self.keep_dir, ..Default::default() };
+        for (role, process) in std::mem::take(&mut self.proxies) {
+            let pid = process.pid();
+            report.envoy_pids.push(pid);
+            if let Err(e) = process.shutdown().await {
+                report.leftovers.push(format!("the {role} Envoy (pid {pid}) did not stop: {e}"));
+            }
+        }
+        if let Some(xds) = self.xds.take() {
+            xds.shutdown().await;
+        }
+        if let Some(origin) = self.origin.take() {
+            origin.shutdown().await;
+        }
+        report.ports = self.reservations.values().map(PortReservation::port).collect();
+        self.reservations.clear();
+        if let Some(dir) = self.dir.take() {
+            if self.keep_dir {
+                let _ = dir.keep();
+            } else if let Err(e) = dir.close() {
+                report.leftovers.push(format!("removing {}: {e}", report.dir.display()));
+            }
+        }
+        report.leftovers.extend(leftovers(&report));
+        report
+    }
+}
+
+fn workload_name(workloads: &ProxyWorkloads, role: ProxyRole) -> &str {
+    match role {
+        ProxyRole::Sidecar => &workloads.sidecar,
+        ProxyRole::EgressGateway => &workloads.gateway,
+    }
+}
+
+/// What of a stopped run is still there.
+pub fn leftovers(report: &CleanupReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for pid in &report.envoy_pids {
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            out.push(format!("Envoy pid {pid} is still running"));
+        }
+    }
+    for port in &report.ports {
+        if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
+            out.push(format!("127.0.0.1:{port} is still taken"));
+        }
+    }
+    if !report.dir_kept && report.dir.exists() {
+        out.push(format!("{} still exists", report.dir.display()));
+    }
+    out
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn reaches_live_site(&self) -> bool {
+        false
+    }
+
+    fn settle_timeout(&self) -> Duration {
+        SETTLE_TIMEOUT
+    }
+
+    async fn apply(&mut self, objects: &[IstioObject]) -> Result<StepReport, StepError> {
+        let mut config = self.config.clone();
+        for object in objects {
+            config.apply(object.clone(), &self.namespace);
+        }
+        self.converge(config).await
+    }
+
+    async fn delete(&mut self, key: &ObjectKey) -> Result<StepReport, StepError> {
+        let mut config = self.config.clone();
+        if config.delete(key).is_none() {
+            return Err(StepError::NotFound(key.clone()));
+        }
+        self.converge(config).await
+    }
+
+    async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
+        let error = |message: String| BackendError { backend: "local", action: format!("running {}", command.name), message };
+        let argv = self.command_argv(command).map_err(error)?;
+        curl::run(&argv).await.map_err(|e| error(e.to_string()))
+    }
+
+    async fn config_dump(&mut self, proxy: ProxyRole) -> Result<Value, BackendError> {
+        let process = self.proxy(proxy, "reading config_dump")?;
+        process.admin().config_dump().await.map_err(|e| BackendError {
+            backend: "local",
+            action: format!("reading the {proxy}'s config_dump"),
+            message: e.to_string(),
+        })
+    }
+
+    async fn stats(&mut self, proxy: ProxyRole) -> Result<BTreeMap<String, u64>, BackendError> {
+        let process = self.proxy(proxy, "reading stats")?;
+        process.admin().stats().await.map_err(|e| BackendError {
+            backend: "local",
+            action: format!("reading the {proxy}'s stats"),
+            message: e.to_string(),
+        })
+    }
+
+    fn origin_hits(&self) -> Option<Vec<OriginHit>> {
+        let origin = self.origin.as_ref()?;
+        Some(
+            origin
+                .requests()
+                .into_iter()
+                .map(|r| OriginHit { host: r.host, path: r.path, tls: r.tls, sni: r.sni, status: r.status })
+                .collect(),
+        )
+    }
+
+    async fn resources(&mut self) -> Result<Vec<ObjectKey>, BackendError> {
+        Ok(self.config.keys().cloned().collect())
+    }
+}

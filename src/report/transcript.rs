@@ -1,0 +1,103 @@
+//! The human transcript: reads like the tutorial. Each stage's steps as `kubectl` commands, each
+//! command and what it printed, each expectation with expected and actual side by side.
+
+use std::io::Write;
+
+use super::{Event, Reporter};
+
+pub struct Transcript<W: Write> {
+    out: W,
+    /// Print passing checks too (failures are always printed).
+    verbose: bool,
+}
+
+impl<W: Write> Transcript<W> {
+    pub fn new(out: W, verbose: bool) -> Self {
+        Transcript { out, verbose }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn write(&mut self, event: &Event) -> std::io::Result<()> {
+        let out = &mut self.out;
+        match event {
+            Event::SuiteStarted { suite, title, backend } => {
+                writeln!(out, "== {suite}: {title} (backend: {backend})")?;
+            }
+            Event::StageStarted { index, name, says } => {
+                writeln!(out, "\n-- stage {index}: {name}")?;
+                if let Some(says) = says {
+                    writeln!(out, "   {says}")?;
+                }
+            }
+            Event::StepDone { step, latency } => {
+                writeln!(out, "$ {step}")?;
+                writeln!(out, "  applied; every proxy ACKed in {}", ms(*latency))?;
+            }
+            Event::StepFailed { step, error } => {
+                writeln!(out, "$ {step}")?;
+                writeln!(out, "  FAILED: {error}")?;
+            }
+            Event::CommandRan { command, output } => {
+                writeln!(out, "$ kubectl exec $SOURCE_POD -c sleep -- {command}")?;
+                for line in output.stdout.lines().filter(|l| !l.trim().is_empty()) {
+                    writeln!(out, "  {}", line.trim_end())?;
+                }
+                for line in output.stderr.lines().filter(|l| !l.trim().is_empty()).take(5) {
+                    writeln!(out, "  (stderr) {}", line.trim_end())?;
+                }
+                if output.exit_code != 0 {
+                    writeln!(out, "  command terminated with exit code {}", output.exit_code)?;
+                }
+            }
+            Event::Checked { line, outcome } => {
+                if outcome.passed && !self.verbose {
+                    return Ok(());
+                }
+                let mark = if outcome.passed { "ok  " } else { "FAIL" };
+                writeln!(out, "  {mark} {} (line {line})", outcome.what)?;
+                if !outcome.passed || self.verbose {
+                    writeln!(out, "         expected: {}", outcome.expected)?;
+                    writeln!(out, "         actual:   {}", outcome.actual)?;
+                }
+                if let Some(note) = &outcome.note {
+                    writeln!(out, "         note:     {note}")?;
+                }
+            }
+            Event::SnapshotTaken { name } => {
+                writeln!(out, "  snapshot {name:?} taken: every proxy's config and the applied resources")?;
+            }
+            Event::StageFinished { index, name, passed, duration } => {
+                let verdict = if *passed { "passed" } else { "FAILED" };
+                writeln!(out, "-- stage {index} {name}: {verdict} in {}", ms(*duration))?;
+            }
+            Event::StageSkipped { index, name } => {
+                writeln!(out, "\n-- stage {index}: {name}: not run (an earlier step failed)")?;
+            }
+            Event::SuiteFinished { suite, passed, failures, duration } => {
+                if *passed {
+                    writeln!(out, "\n== {suite}: passed in {}", ms(*duration))?;
+                } else {
+                    writeln!(out, "\n== {suite}: FAILED in {} ({} failures)", ms(*duration), failures.len())?;
+                    for f in failures {
+                        writeln!(out, "   {f}")?;
+                    }
+                }
+            }
+        }
+        out.flush()
+    }
+}
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+impl<W: Write> Reporter for Transcript<W> {
+    fn report(&mut self, event: &Event) {
+        // A closed stdout must not stop the run: its cleanup still has to happen.
+        let _ = self.write(event);
+    }
+}
