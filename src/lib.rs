@@ -12,6 +12,7 @@ pub mod observe;
 pub mod ports;
 pub mod report;
 pub mod runner;
+pub mod session;
 pub mod suite;
 pub mod translate;
 pub mod xds;

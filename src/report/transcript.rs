@@ -34,7 +34,7 @@ impl<W: Write> Transcript<W> {
             }
             Event::StepDone { step, latency } => {
                 writeln!(out, "$ {step}")?;
-                writeln!(out, "  applied; every proxy ACKed in {}", ms(*latency))?;
+                writeln!(out, "  done; every proxy ACKed it in {}", ms(*latency))?;
             }
             Event::StepFailed { step, error } => {
                 writeln!(out, "$ {step}")?;
@@ -54,11 +54,15 @@ impl<W: Write> Transcript<W> {
             }
             Event::Checked { line, outcome } => {
                 if outcome.passed && !self.verbose {
+                    writeln!(out, "  ok   {}: {}", outcome.what, outcome.actual)?;
+                    if let Some(note) = &outcome.note {
+                        writeln!(out, "         note:     {note}")?;
+                    }
                     return Ok(());
                 }
                 let mark = if outcome.passed { "ok  " } else { "FAIL" };
-                writeln!(out, "  {mark} {} (line {line})", outcome.what)?;
-                if !outcome.passed || self.verbose {
+                writeln!(out, "  {mark} {} (suite line {line})", outcome.what)?;
+                {
                     writeln!(out, "         expected: {}", outcome.expected)?;
                     writeln!(out, "         actual:   {}", outcome.actual)?;
                 }

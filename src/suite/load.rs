@@ -303,7 +303,13 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     // The rendered error repeats the location; keep the first line, which is the message.
     let text = e.to_string();
-    text.lines().next().unwrap_or_default().trim().to_string()
+    let first = text.lines().next().unwrap_or_default().trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // Drop a leading "line N column M: ": the error already carries the location.
+    match first.split_once(": ") {
+        Some((location, rest)) if location.starts_with("line ") => rest.to_string(),
+        _ => first.to_string(),
+    }
 }
 
 /// `kubectl delete <kind> <name>`, as the tutorial writes it: `gateway istio-egressgateway`.

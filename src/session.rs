@@ -1,0 +1,114 @@
+//! One suite, start to finish, on the local backend: validate everything that can be validated
+//! before anything starts, start the backend, run, stop, and check nothing was left behind.
+//! The binary, the test harness and the benchmark all go through here.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::backend::local::{CleanupReport, LocalBackend, LocalError, LocalOptions};
+use crate::envoy::EnvoyBinary;
+use crate::mesh::{AppliedConfig, Registry};
+use crate::report::Reporter;
+use crate::runner::{RunSummary, run_suite};
+use crate::suite::{Step, Suite};
+use crate::translate::{ProxyWorkloads, TranslateError, translate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error("{file}: stage {stage}: kubectl delete {object}: it does not exist at that point")]
+    DeleteMissing { file: String, stage: String, object: String },
+}
+
+/// Replay the suite's steps through the translator alone, so that an unsupported feature or a
+/// delete of something never applied is reported before any process starts.
+pub fn validate(suite: &Suite) -> Result<(), ValidationError> {
+    let registry = Registry::tutorial();
+    let workloads = ProxyWorkloads::tutorial();
+    let mut config = AppliedConfig::default();
+    translate(&config, &registry, &suite.mesh, &workloads)?;
+    for stage in &suite.stages {
+        for step in &stage.steps {
+            match step {
+                Step::Apply { objects, .. } => {
+                    for object in objects {
+                        config.apply(object.clone(), &suite.namespace);
+                    }
+                }
+                Step::Delete { key } => {
+                    if config.delete(key).is_none() {
+                        return Err(ValidationError::DeleteMissing {
+                            file: suite.file.display().to_string(),
+                            stage: stage.name.clone(),
+                            object: format!("{} {}", key.kind.cli_name(), key.name),
+                        });
+                    }
+                }
+            }
+            translate(&config, &registry, &suite.mesh, &workloads)?;
+        }
+    }
+    Ok(())
+}
+
+/// How a local run ended.
+#[derive(Debug)]
+pub struct LocalRun {
+    /// `None` when the run was interrupted.
+    pub summary: Option<RunSummary>,
+    pub cleanup: CleanupReport,
+    /// From nothing to both proxies holding the baseline.
+    pub startup: Duration,
+    pub total: Duration,
+}
+
+/// What to do once the suite has run.
+pub enum AfterRun<'a> {
+    /// Stop everything.
+    Stop,
+    /// Keep the mesh up until `until` resolves, telling the user how to reach it first.
+    Keep { until: std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>, tell: Box<dyn FnMut(&str) + 'a> },
+}
+
+/// Run `suite` on a fresh local backend. `interrupt` resolving stops the run early (Ctrl-C);
+/// either way everything started is stopped and checked before this returns.
+pub async fn run_local(
+    suite: &Suite,
+    envoy: EnvoyBinary,
+    reporter: &mut dyn Reporter,
+    interrupt: impl Future<Output = ()>,
+    after: AfterRun<'_>,
+) -> Result<LocalRun, LocalError> {
+    let started = Instant::now();
+    let mut options = LocalOptions::for_suite(suite, envoy);
+    options.keep_dir = matches!(after, AfterRun::Keep { .. });
+    let mut interrupt = std::pin::pin!(interrupt);
+    let mut backend = tokio::select! {
+        backend = LocalBackend::start(options) => backend?,
+        () = &mut interrupt => {
+            // Dropping the half-started backend stops what it had started.
+            return Ok(LocalRun { summary: None, cleanup: CleanupReport::default(), startup: started.elapsed(), total: started.elapsed() });
+        }
+    };
+    let startup = started.elapsed();
+    let summary = tokio::select! {
+        summary = run_suite(suite, &mut backend, reporter) => Some(summary),
+        () = &mut interrupt => None,
+    };
+    if let AfterRun::Keep { until, mut tell } = after
+        && summary.is_some()
+    {
+        tell(&format!(
+            "\nThe local mesh is up (--keep). Run directory: {}\n{}Press Ctrl-C to stop it.",
+            backend.dir().display(),
+            backend.access()
+        ));
+        tokio::select! {
+            () = until => {},
+            () = &mut interrupt => {},
+        }
+    }
+    let cleanup = backend.shutdown().await;
+    Ok(LocalRun { summary, cleanup, startup, total: started.elapsed() })
+}
