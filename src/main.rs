@@ -15,7 +15,11 @@ use egress_conformance::session::{AfterRun, run_local, validate};
 use egress_conformance::suite::{Suite, discover, load_suite};
 
 #[derive(Parser)]
-#[command(name = "egress-conformance", version, about = "Replay Istio's egress-gateway TLS-origination tutorial and check every stage")]
+#[command(
+    name = "egress-conformance",
+    version,
+    about = "Replay Istio's egress-gateway TLS-origination tutorial and check every stage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,7 +53,10 @@ struct Fatal(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -58,7 +65,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { suites, keep, verbose } => run(suites, keep, verbose).await,
+            Command::Run {
+                suites,
+                keep,
+                verbose,
+            } => run(suites, keep, verbose).await,
             Command::Bench { suites, runs } => bench(suites, runs).await,
         }
     });
@@ -75,7 +86,12 @@ fn main() -> ExitCode {
 fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, Fatal> {
     let paths = if paths.is_empty() {
         let dir = PathBuf::from("suites");
-        let found = discover(&dir).map_err(|e| Fatal(format!("{}: {e} (run from the repository root, or name a suite)", dir.display())))?;
+        let found = discover(&dir).map_err(|e| {
+            Fatal(format!(
+                "{}: {e} (run from the repository root, or name a suite)",
+                dir.display()
+            ))
+        })?;
         if found.is_empty() {
             return Err(Fatal(format!("{}: no suite files", dir.display())));
         }
@@ -150,14 +166,25 @@ async fn bench(paths: Vec<PathBuf>, runs: usize) -> Result<bool, Fatal> {
         let mut totals = Vec::new();
         let mut startups = Vec::new();
         let mut latencies = Vec::new();
-        let mut per_stage: Vec<(String, Vec<Duration>)> =
-            suite.stages.iter().map(|s| (s.name.clone(), Vec::new())).collect();
+        let mut per_stage: Vec<(String, Vec<Duration>)> = suite
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), Vec::new()))
+            .collect();
         for _ in 0..runs.max(1) {
             let mut sink = Transcript::new(std::io::sink(), false);
-            let outcome = run_local(suite, envoy.clone(), &mut sink, interrupted(), AfterRun::Stop)
-                .await
-                .map_err(|e| Fatal(e.to_string()))?;
-            let Some(summary) = outcome.summary else { return Ok(false) };
+            let outcome = run_local(
+                suite,
+                envoy.clone(),
+                &mut sink,
+                interrupted(),
+                AfterRun::Stop,
+            )
+            .await
+            .map_err(|e| Fatal(e.to_string()))?;
+            let Some(summary) = outcome.summary else {
+                return Ok(false);
+            };
             if !summary.passed() {
                 all_passed = false;
                 eprintln!("a replay failed: {}", summary.failures().join("; "));
@@ -169,10 +196,23 @@ async fn bench(paths: Vec<PathBuf>, runs: usize) -> Result<bool, Fatal> {
                 latencies.extend(stage.step_latencies.iter().copied());
             }
         }
-        println!("{}: {} replays on the local backend", suite.name, totals.len());
-        println!("  whole replay (Envoy start-up and cleanup included): {}", stats(&totals));
-        println!("  start-up to baseline ACKed:                         {}", stats(&startups));
-        println!("  apply-to-ACK, every step:                           {}", stats(&latencies));
+        println!(
+            "{}: {} replays on the local backend",
+            suite.name,
+            totals.len()
+        );
+        println!(
+            "  whole replay (Envoy start-up and cleanup included): {}",
+            stats(&totals)
+        );
+        println!(
+            "  start-up to baseline ACKed:                         {}",
+            stats(&startups)
+        );
+        println!(
+            "  apply-to-ACK, every step:                           {}",
+            stats(&latencies)
+        );
         for (name, values) in &per_stage {
             if !values.is_empty() {
                 println!("    {name:<24} {}", stats(values));
@@ -186,5 +226,12 @@ fn stats(values: &[Duration]) -> String {
     let mut ms: Vec<f64> = values.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    format!("median {:.1} ms, min {:.1} ms, p90 {:.1} ms, max {:.1} ms (n={})", pick(0.5), ms[0], pick(0.9), ms[ms.len() - 1], ms.len())
+    format!(
+        "median {:.1} ms, min {:.1} ms, p90 {:.1} ms, max {:.1} ms (n={})",
+        pick(0.5),
+        ms[0],
+        pick(0.9),
+        ms[ms.len() - 1],
+        ms.len()
+    )
 }

@@ -155,6 +155,16 @@ async fn run_stage<B: Backend>(
         }
     }
     if !step_failed {
+        // The snapshot is of the state the steps left, before any check sends traffic.
+            if let Some(name) = &stage.snapshot {
+                match take_snapshot(backend).await {
+                    Ok(snapshot) => {
+                        snapshots.insert(name.clone(), snapshot);
+                        reporter.report(&Event::SnapshotTaken { name: name.clone() });
+                    }
+                    Err(error) => fail(&mut failures, format!("snapshot {name}: {error}")),
+                }
+            }
         for check in &stage.checks {
             let outcomes = match run_check(check, backend, reporter, snapshots).await {
                 Ok(outcomes) => outcomes,
@@ -177,15 +187,6 @@ async fn run_stage<B: Backend>(
                     );
                 }
                 reporter.report(&Event::Checked { line: check.line, outcome });
-            }
-        }
-        if let Some(name) = &stage.snapshot {
-            match take_snapshot(backend).await {
-                Ok(snapshot) => {
-                    snapshots.insert(name.clone(), snapshot);
-                    reporter.report(&Event::SnapshotTaken { name: name.clone() });
-                }
-                Err(error) => fail(&mut failures, format!("snapshot {name}: {error}")),
             }
         }
     }

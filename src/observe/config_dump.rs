@@ -71,16 +71,47 @@ fn array<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 /// Fields that change with every push but say nothing about the config itself.
 const VOLATILE: [&str; 2] = ["version_info", "last_updated"];
 
-/// The dump without versions and timestamps, for comparing two states of one proxy.
+/// The dump as config, for comparing two states of one proxy: without versions and timestamps,
+/// and without the hosts ORIGINAL_DST clusters create for each connection (those are traffic,
+/// not config, and expire on their own).
 pub fn normalize(dump: &Value) -> Value {
+    let original_dst: BTreeSet<String> = dump
+        .get("configs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| type_suffix(c) == "ClustersConfigDump")
+        .flat_map(|c| array(c, "dynamic_active_clusters").chain(array(c, "static_clusters")))
+        .filter_map(|c| c.get("cluster"))
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some("ORIGINAL_DST"))
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let mut dump = dump.clone();
+    if let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
+        for config in configs.iter_mut().filter(|c| type_suffix(c) == "EndpointsConfigDump") {
+            for key in ["dynamic_endpoint_configs", "static_endpoint_configs"] {
+                if let Some(list) = config.get_mut(key).and_then(Value::as_array_mut) {
+                    list.retain(|e| {
+                        e.pointer("/endpoint_config/cluster_name")
+                            .and_then(Value::as_str)
+                            .is_none_or(|name| !original_dst.contains(name))
+                    });
+                }
+            }
+        }
+    }
+    strip_volatile(&dump)
+}
+
+fn strip_volatile(dump: &Value) -> Value {
     match dump {
         Value::Object(map) => Value::Object(
             map.iter()
                 .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), normalize(v)))
+                .map(|(k, v)| (k.clone(), strip_volatile(v)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(strip_volatile).collect()),
         other => other.clone(),
     }
 }
@@ -181,6 +212,28 @@ mod tests {
         assert!(config.draining_listeners.contains("old"));
         assert!(config.route_configs.contains_key("http.8443"));
         assert!(config.clusters.contains_key("BlackHoleCluster"));
+    }
+
+    #[test]
+    fn normalizing_drops_the_hosts_original_dst_clusters_make_for_traffic() {
+        let with_hosts = |hosts: Vec<Value>| {
+            json!({"configs": [
+                {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "dynamic_active_clusters": [
+                    {"cluster": {"name": "PassthroughCluster", "type": "ORIGINAL_DST"}},
+                    {"cluster": {"name": "outbound|80||a", "type": "EDS"}}
+                ]},
+                {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump", "dynamic_endpoint_configs": [
+                    {"endpoint_config": {"cluster_name": "PassthroughCluster", "endpoints": hosts.clone()}},
+                    {"endpoint_config": {"cluster_name": "outbound|80||a", "endpoints": hosts}}
+                ]}
+            ]})
+        };
+        let quiet = normalize(&with_hosts(vec![]));
+        let busy = normalize(&with_hosts(vec![json!({"lb_endpoints": [{"endpoint": {}}]})]));
+        let diff = differences(&quiet, &busy, 10);
+        // The EDS cluster's endpoints are config and still count; the passthrough's do not.
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(diff[0].contains("outbound|80||a"), "{diff:?}");
     }
 
     #[test]
