@@ -87,12 +87,19 @@ pub enum LocalizeError {
 
 impl LocalNetwork {
     fn port(&self, key: &PortKey) -> Result<u16, LocalizeError> {
-        self.ports.get(key).copied().ok_or_else(|| LocalizeError::MissingPort(key.clone()))
+        self.ports
+            .get(key)
+            .copied()
+            .ok_or_else(|| LocalizeError::MissingPort(key.clone()))
     }
 
     /// The origin's address standing in for the internet at `port`.
     pub fn origin_for(&self, port: u32) -> SocketAddr {
-        if port == 443 { self.origin_tls } else { self.origin_http }
+        if port == 443 {
+            self.origin_tls
+        } else {
+            self.origin_http
+        }
     }
 }
 
@@ -107,7 +114,12 @@ pub fn required_ports(
         (ProxyRole::Sidecar, &translation.sidecar),
         (ProxyRole::EgressGateway, &translation.gateway),
     ] {
-        keys.extend(resources.listeners.iter().map(|l| PortKey::Listener(role, l.name.clone())));
+        keys.extend(
+            resources
+                .listeners
+                .iter()
+                .map(|l| PortKey::Listener(role, l.name.clone())),
+        );
     }
     keys.extend(external_ports.iter().map(|p| PortKey::Passthrough(*p)));
     keys.extend(pod_ports(registry).into_values());
@@ -121,7 +133,10 @@ fn pod_ports(registry: &Registry) -> BTreeMap<(String, u32), PortKey> {
         for workload in registry.workloads_for(service) {
             for port in &service.ports {
                 let key = if workload.name == "istio-egressgateway" {
-                    PortKey::Listener(ProxyRole::EgressGateway, format!("0.0.0.0_{}", port.target_port))
+                    PortKey::Listener(
+                        ProxyRole::EgressGateway,
+                        format!("0.0.0.0_{}", port.target_port),
+                    )
                 } else {
                     PortKey::Unplayed(workload.name.clone(), port.target_port)
                 };
@@ -159,12 +174,19 @@ fn localize_proxy(
         let is_dns = cluster.cluster_discovery_type
             == Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
         if is_dns && let Some(assignment) = &mut cluster.load_assignment {
-            for endpoint in assignment.endpoints.iter_mut().flat_map(|l| l.lb_endpoints.iter_mut()) {
+            for endpoint in assignment
+                .endpoints
+                .iter_mut()
+                .flat_map(|l| l.lb_endpoints.iter_mut())
+            {
                 if let Some(HostIdentifier::Endpoint(e)) = &mut endpoint.host_identifier
                     && let Some((_, port)) = socket(e.address.as_ref())
                 {
                     let origin = net.origin_for(port);
-                    e.address = Some(socket_address(&origin.ip().to_string(), origin.port().into()));
+                    e.address = Some(socket_address(
+                        &origin.ip().to_string(),
+                        origin.port().into(),
+                    ));
                 }
             }
         }
@@ -173,7 +195,11 @@ fn localize_proxy(
         }
     }
     for assignment in &mut out.endpoints {
-        for endpoint in assignment.endpoints.iter_mut().flat_map(|l| l.lb_endpoints.iter_mut()) {
+        for endpoint in assignment
+            .endpoints
+            .iter_mut()
+            .flat_map(|l| l.lb_endpoints.iter_mut())
+        {
             if let Some(HostIdentifier::Endpoint(e)) = &mut endpoint.host_identifier
                 && let Some((ip, port)) = socket(e.address.as_ref())
             {
@@ -208,7 +234,9 @@ fn localize_listener(
             if let Some(m) = &mut chain.filter_chain_match
                 && m.destination_port.is_some()
             {
-                m.destination_port = Some(UInt32Value { value: own_port.into() });
+                m.destination_port = Some(UInt32Value {
+                    value: own_port.into(),
+                });
             }
         }
         let catch_all = listener
@@ -226,17 +254,23 @@ fn localize_listener(
             let mut chain = catch_all.clone();
             chain.name = format!("{LOCAL_CHAIN_PREFIX}{port}");
             chain.filter_chain_match = Some(FilterChainMatch {
-                destination_port: Some(UInt32Value { value: local.into() }),
+                destination_port: Some(UInt32Value {
+                    value: local.into(),
+                }),
                 ..Default::default()
             });
-            chain.filters.insert(0, original_destination(net.origin_for(*port)));
+            chain
+                .filters
+                .insert(0, original_destination(net.origin_for(*port)));
             listener.filter_chains.push(chain);
         }
     } else if listener.name.starts_with("0.0.0.0_")
         && let Some(port) = istio_port
     {
         for chain in &mut listener.filter_chains {
-            chain.filters.insert(0, original_destination(net.origin_for(port)));
+            chain
+                .filters
+                .insert(0, original_destination(net.origin_for(port)));
         }
     }
     Ok(())
@@ -247,13 +281,15 @@ fn original_destination(addr: SocketAddr) -> Filter {
     let config = SetFilterState {
         on_new_connection: vec![FilterStateValue {
             key: Some(filter_state_value::Key::ObjectKey(ORIGINAL_DST_KEY.into())),
-            value: Some(filter_state_value::Value::FormatString(SubstitutionFormatString {
-                format: Some(Format::TextFormatSource(DataSource {
-                    specifier: Some(Specifier::InlineString(addr.to_string())),
+            value: Some(filter_state_value::Value::FormatString(
+                SubstitutionFormatString {
+                    format: Some(Format::TextFormatSource(DataSource {
+                        specifier: Some(Specifier::InlineString(addr.to_string())),
+                        ..Default::default()
+                    })),
                     ..Default::default()
-                })),
-                ..Default::default()
-            })),
+                },
+            )),
             ..Default::default()
         }],
         ..Default::default()
@@ -264,22 +300,32 @@ fn original_destination(addr: SocketAddr) -> Filter {
     }
 }
 
-fn use_run_roots(socket: &mut envoy_types::pb::envoy::config::core::v3::TransportSocket, roots: &std::path::Path) {
+fn use_run_roots(
+    socket: &mut envoy_types::pb::envoy::config::core::v3::TransportSocket,
+    roots: &std::path::Path,
+) {
     let Some(transport_socket::ConfigType::TypedConfig(typed)) = &mut socket.config_type else {
         return;
     };
-    let Ok(mut context) = UpstreamTlsContext::decode(typed.value.as_slice()) else { return };
+    let Ok(mut context) = UpstreamTlsContext::decode(typed.value.as_slice()) else {
+        return;
+    };
     if let Some(ValidationContextType::ValidationContext(validation)) = context
         .common_tls_context
         .as_mut()
         .and_then(|c| c.validation_context_type.as_mut())
-        && let Some(DataSource { specifier: Some(Specifier::Filename(file)), .. }) =
-            &mut validation.trusted_ca
+        && let Some(DataSource {
+            specifier: Some(Specifier::Filename(file)),
+            ..
+        }) = &mut validation.trusted_ca
         && file == SYSTEM_ROOTS
     {
         *file = roots.display().to_string();
     }
-    *typed = Any { type_url: typed.type_url.clone(), value: context.encode_to_vec() };
+    *typed = Any {
+        type_url: typed.type_url.clone(),
+        value: context.encode_to_vec(),
+    };
 }
 
 fn socket(address: Option<&Address>) -> Option<(String, u32)> {
@@ -303,7 +349,11 @@ pub fn connect_to(
     net: &LocalNetwork,
 ) -> Result<u16, LocalizeError> {
     let names: BTreeSet<&str> = sidecar_listeners.iter().map(|l| l.name.as_str()).collect();
-    let vip = registry.services.iter().find(|s| s.hostname() == host).map(|s| s.cluster_ip.clone());
+    let vip = registry
+        .services
+        .iter()
+        .find(|s| s.hostname() == host)
+        .map(|s| s.cluster_ip.clone());
     let candidates = vip
         .map(|ip| format!("{ip}_{port}"))
         .into_iter()
@@ -316,5 +366,8 @@ pub fn connect_to(
     net.ports
         .get(&PortKey::Passthrough(port))
         .copied()
-        .ok_or_else(|| LocalizeError::NoRoute { host: host.to_string(), port })
+        .ok_or_else(|| LocalizeError::NoRoute {
+            host: host.to_string(),
+            port,
+        })
 }

@@ -73,7 +73,10 @@ impl Registry {
     /// backend maps them onto loopback ports (see `local_network`).
     pub fn tutorial() -> Registry {
         let labels = |pairs: &[(&str, &str)]| {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
         };
         Registry {
             services: vec![
@@ -130,7 +133,10 @@ impl Registry {
     pub fn workloads_for(&self, service: &KubeService) -> impl Iterator<Item = &Workload> {
         self.workloads.iter().filter(move |w| {
             w.namespace == service.namespace
-                && service.selector.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+                && service
+                    .selector
+                    .iter()
+                    .all(|(k, v)| w.labels.get(k) == Some(v))
         })
     }
 
@@ -172,7 +178,9 @@ impl AppliedConfig {
 }
 
 /// The two proxies of the tutorial, as suites name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProxyRole {
     /// The sleep pod's sidecar.

@@ -71,7 +71,10 @@ pub async fn run_suite<B: Backend>(
         backend: backend.name().to_string(),
     });
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
-    let mut summary = RunSummary { suite: suite.name.clone(), ..Default::default() };
+    let mut summary = RunSummary {
+        suite: suite.name.clone(),
+        ..Default::default()
+    };
     let mut broken = false;
     for (index, stage) in suite.stages.iter().enumerate() {
         if broken {
@@ -82,7 +85,10 @@ pub async fn run_suite<B: Backend>(
                 step_latencies: Vec::new(),
                 duration: Duration::ZERO,
             });
-            reporter.report(&Event::StageSkipped { index, name: stage.name.clone() });
+            reporter.report(&Event::StageSkipped {
+                index,
+                name: stage.name.clone(),
+            });
             continue;
         }
         let result = run_stage(suite, index, stage, backend, reporter, &mut snapshots).await;
@@ -119,20 +125,34 @@ async fn run_stage<B: Backend>(
     snapshots: &mut BTreeMap<String, Snapshot>,
 ) -> StageResult {
     let started = Instant::now();
-    reporter.report(&Event::StageStarted { index, name: stage.name.clone(), says: stage.says.clone() });
+    reporter.report(&Event::StageStarted {
+        index,
+        name: stage.name.clone(),
+        says: stage.says.clone(),
+    });
     let mut failures = Vec::new();
     let mut latencies = Vec::new();
     let mut step_failed = false;
     let fail = |failures: &mut Vec<String>, text: String| {
-        failures.push(format!("{}: stage {}: {text}", suite.file.display(), stage.name))
+        failures.push(format!(
+            "{}: stage {}: {text}",
+            suite.file.display(),
+            stage.name
+        ))
     };
     for step in &stage.steps {
         let (description, result) = match step {
             Step::Apply { file, objects } => (
                 format!(
                     "kubectl apply -f {}  # {}",
-                    file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-                    objects.iter().map(|o| format!("{} {}", o.kind(), o.name)).collect::<Vec<_>>().join(", ")
+                    file.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    objects
+                        .iter()
+                        .map(|o| format!("{} {}", o.kind(), o.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 backend.apply(objects).await,
             ),
@@ -144,10 +164,16 @@ async fn run_stage<B: Backend>(
         match result {
             Ok(report) => {
                 latencies.push(report.latency);
-                reporter.report(&Event::StepDone { step: description, latency: report.latency });
+                reporter.report(&Event::StepDone {
+                    step: description,
+                    latency: report.latency,
+                });
             }
             Err(error) => {
-                reporter.report(&Event::StepFailed { step: description.clone(), error: error.to_string() });
+                reporter.report(&Event::StepFailed {
+                    step: description.clone(),
+                    error: error.to_string(),
+                });
                 fail(&mut failures, format!("{description}: {error}"));
                 step_failed = true;
                 break;
@@ -156,15 +182,15 @@ async fn run_stage<B: Backend>(
     }
     if !step_failed {
         // The snapshot is of the state the steps left, before any check sends traffic.
-            if let Some(name) = &stage.snapshot {
-                match take_snapshot(backend).await {
-                    Ok(snapshot) => {
-                        snapshots.insert(name.clone(), snapshot);
-                        reporter.report(&Event::SnapshotTaken { name: name.clone() });
-                    }
-                    Err(error) => fail(&mut failures, format!("snapshot {name}: {error}")),
+        if let Some(name) = &stage.snapshot {
+            match take_snapshot(backend).await {
+                Ok(snapshot) => {
+                    snapshots.insert(name.clone(), snapshot);
+                    reporter.report(&Event::SnapshotTaken { name: name.clone() });
                 }
+                Err(error) => fail(&mut failures, format!("snapshot {name}: {error}")),
             }
+        }
         for check in &stage.checks {
             let outcomes = match run_check(check, backend, reporter, snapshots).await {
                 Ok(outcomes) => outcomes,
@@ -186,7 +212,10 @@ async fn run_stage<B: Backend>(
                         ),
                     );
                 }
-                reporter.report(&Event::Checked { line: check.line, outcome });
+                reporter.report(&Event::Checked {
+                    line: check.line,
+                    outcome,
+                });
             }
         }
     }
@@ -212,9 +241,17 @@ async fn run_check<B: Backend>(
         CheckKind::Command(command) => run_command_check(command, backend, reporter).await,
         CheckKind::Proxy { proxy, expect } => {
             let (proxy, expect) = (*proxy, expect.clone());
-            settle(backend, |dumps| {
-                vec![judge_proxy(proxy, &expect, &ProxyConfig::from_dump(&dumps[&proxy]))]
-            }, &[proxy])
+            settle(
+                backend,
+                |dumps| {
+                    vec![judge_proxy(
+                        proxy,
+                        &expect,
+                        &ProxyConfig::from_dump(&dumps[&proxy]),
+                    )]
+                },
+                &[proxy],
+            )
             .await
         }
         CheckKind::SameAs { snapshot } => {
@@ -237,22 +274,32 @@ async fn run_check<B: Backend>(
             )];
             let before = before.clone();
             outcomes.extend(
-                settle(backend, |dumps| {
-                    ProxyRole::ALL
-                        .iter()
-                        .map(|proxy| {
-                            let after = normalize(&dumps[proxy]);
-                            let diff = differences(&before.configs[proxy], &after, 12);
-                            Outcome {
-                                what: format!("no residue: {proxy} config as at {snapshot}"),
-                                passed: diff.is_empty(),
-                                expected: format!("the config of {snapshot} (versions and timestamps aside)"),
-                                actual: if diff.is_empty() { "the same".into() } else { diff.join("; ") },
-                                note: None,
-                            }
-                        })
-                        .collect()
-                }, &ProxyRole::ALL)
+                settle(
+                    backend,
+                    |dumps| {
+                        ProxyRole::ALL
+                            .iter()
+                            .map(|proxy| {
+                                let after = normalize(&dumps[proxy]);
+                                let diff = differences(&before.configs[proxy], &after, 12);
+                                Outcome {
+                                    what: format!("no residue: {proxy} config as at {snapshot}"),
+                                    passed: diff.is_empty(),
+                                    expected: format!(
+                                        "the config of {snapshot} (versions and timestamps aside)"
+                                    ),
+                                    actual: if diff.is_empty() {
+                                        "the same".into()
+                                    } else {
+                                        diff.join("; ")
+                                    },
+                                    note: None,
+                                }
+                            })
+                            .collect()
+                    },
+                    &ProxyRole::ALL,
+                )
                 .await?,
             );
             Ok(outcomes)
@@ -284,7 +331,10 @@ async fn settle<B: Backend>(
                 .map(|o| {
                     if attempts > 1 {
                         let note = format!("{attempts} looks over {:.1?}", started.elapsed());
-                        let note = match o.note.clone() { Some(n) => format!("{n}; {note}"), None => note };
+                        let note = match o.note.clone() {
+                            Some(n) => format!("{n}; {note}"),
+                            None => note,
+                        };
                         o.with_note(note)
                     } else {
                         o
@@ -313,7 +363,10 @@ async fn run_command_check<B: Backend>(
     }
     let origin_before = backend.origin_hits().map(|h| h.len());
     let output = backend.run(&check.command).await?;
-    reporter.report(&Event::CommandRan { command: check.command.to_string(), output: output.clone() });
+    reporter.report(&Event::CommandRan {
+        command: check.command.to_string(),
+        output: output.clone(),
+    });
     let mut stats_after = BTreeMap::new();
     for proxy in &proxies {
         stats_after.insert(*proxy, backend.stats(*proxy).await?);
@@ -336,5 +389,8 @@ async fn take_snapshot<B: Backend>(backend: &mut B) -> Result<Snapshot, BackendE
     for proxy in ProxyRole::ALL {
         configs.insert(proxy, normalize(&backend.config_dump(proxy).await?));
     }
-    Ok(Snapshot { configs, resources: backend.resources().await? })
+    Ok(Snapshot {
+        configs,
+        resources: backend.resources().await?,
+    })
 }

@@ -18,7 +18,11 @@ pub enum ValidationError {
     #[error(transparent)]
     Translate(#[from] TranslateError),
     #[error("{file}: stage {stage}: kubectl delete {object}: it does not exist at that point")]
-    DeleteMissing { file: String, stage: String, object: String },
+    DeleteMissing {
+        file: String,
+        stage: String,
+        object: String,
+    },
 }
 
 /// Replay the suite's steps through the translator alone, so that an unsupported feature or a
@@ -68,7 +72,10 @@ pub enum AfterRun<'a> {
     /// Stop everything.
     Stop,
     /// Keep the mesh up until `until` resolves, telling the user how to reach it first.
-    Keep { until: std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>, tell: Box<dyn FnMut(&str) + 'a> },
+    Keep {
+        until: std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>,
+        tell: Box<dyn FnMut(&str) + 'a>,
+    },
 }
 
 /// Run `suite` on a fresh local backend. `interrupt` resolving stops the run early (Ctrl-C);
@@ -110,5 +117,10 @@ pub async fn run_local(
         }
     }
     let cleanup = backend.shutdown().await;
-    Ok(LocalRun { summary, cleanup, startup, total: started.elapsed() })
+    Ok(LocalRun {
+        summary,
+        cleanup,
+        startup,
+        total: started.elapsed(),
+    })
 }

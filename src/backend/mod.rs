@@ -25,12 +25,21 @@ pub struct StepReport {
 pub enum StepError {
     #[error(transparent)]
     Translate(#[from] crate::translate::TranslateError),
-    #[error("{proxy} rejected the config ({type_url}, version {version}): {detail}")]
-    Rejected { proxy: ProxyRole, type_url: String, version: String, detail: String },
+    #[error("{} rejected the config ({}, version {}): {}", .0.proxy, .0.type_url, .0.version, .0.detail)]
+    Rejected(Box<Rejection>),
     #[error("{0} not found: nothing to delete")]
     NotFound(ObjectKey),
     #[error("{0}")]
     Backend(String),
+}
+
+/// A config a proxy refused, in its own words.
+#[derive(Debug)]
+pub struct Rejection {
+    pub proxy: ProxyRole,
+    pub type_url: String,
+    pub version: String,
+    pub detail: String,
 }
 
 /// A backend could not observe or act: an Envoy that died, an admin API that did not answer.

@@ -26,10 +26,13 @@ pub struct CommandObservation {
 /// Envoy names a cluster's stats by the cluster name, or by Istio's `alt_stat_name` (`<name>;`).
 fn upstream_requests(stats: Option<&BTreeMap<String, u64>>, cluster: &str) -> u64 {
     let Some(stats) = stats else { return 0 };
-    [format!("cluster.{cluster}.upstream_rq_total"), format!("cluster.{cluster};.upstream_rq_total")]
-        .iter()
-        .find_map(|name| stats.get(name).copied())
-        .unwrap_or(0)
+    [
+        format!("cluster.{cluster}.upstream_rq_total"),
+        format!("cluster.{cluster};.upstream_rq_total"),
+    ]
+    .iter()
+    .find_map(|name| stats.get(name).copied())
+    .unwrap_or(0)
 }
 
 fn judge_expected(what: String, expected: &Expected, actual: Option<&str>, live: bool) -> Outcome {
@@ -64,11 +67,18 @@ pub fn judge_command(check: &CommandCheck, seen: &CommandObservation) -> Vec<Out
         let expected: Vec<String> = lines
             .iter()
             .map(|e| {
-                if e.varies_on_live_site && live { "<any>".to_string() } else { e.value.clone() }
+                if e.varies_on_live_site && live {
+                    "<any>".to_string()
+                } else {
+                    e.value.clone()
+                }
             })
             .collect();
         let passed = actual.len() == lines.len()
-            && lines.iter().zip(&actual).all(|(e, a)| (e.varies_on_live_site && live) || e.value == *a);
+            && lines
+                .iter()
+                .zip(&actual)
+                .all(|(e, a)| (e.varies_on_live_site && live) || e.value == *a);
         let mut outcome = Outcome {
             what: format!("{name}: status lines"),
             passed,
@@ -84,7 +94,12 @@ pub fn judge_command(check: &CommandCheck, seen: &CommandObservation) -> Vec<Out
     let last = heads.last();
     for (header, expected) in &check.headers {
         let actual = last.and_then(|h| h.header(header));
-        out.push(judge_expected(format!("{name}: header {header}"), expected, actual, live));
+        out.push(judge_expected(
+            format!("{name}: header {header}"),
+            expected,
+            actual,
+            live,
+        ));
     }
     for needle in &check.stdout_includes {
         out.push(Outcome {
@@ -101,7 +116,9 @@ pub fn judge_command(check: &CommandCheck, seen: &CommandObservation) -> Vec<Out
             what: format!("{name}: output excludes {needle:?}"),
             passed: hit.is_none(),
             expected: format!("no line with {needle:?}"),
-            actual: hit.map(|l| l.trim_end().to_string()).unwrap_or_else(|| "none".into()),
+            actual: hit
+                .map(|l| l.trim_end().to_string())
+                .unwrap_or_else(|| "none".into()),
             note: None,
         });
     }
@@ -109,7 +126,10 @@ pub fn judge_command(check: &CommandCheck, seen: &CommandObservation) -> Vec<Out
         let before = upstream_requests(seen.stats_before.get(&traffic.proxy), &traffic.cluster);
         let after = upstream_requests(seen.stats_after.get(&traffic.proxy), &traffic.cluster);
         out.push(Outcome::compare(
-            format!("{name}: requests from {} to {}", traffic.proxy, traffic.cluster),
+            format!(
+                "{name}: requests from {} to {}",
+                traffic.proxy, traffic.cluster
+            ),
             traffic.requests.to_string(),
             after.saturating_sub(before).to_string(),
         ));
@@ -182,8 +202,12 @@ fn describe_hit(h: &OriginHit) -> String {
 
 fn excerpt(text: &str) -> String {
     let lines: Vec<&str> = text.lines().take(8).map(str::trim_end).collect();
-    if lines.is_empty() { "(no output)".into() } else { lines.join(" | ") }
+    if lines.is_empty() {
+        "(no output)".into()
+    } else {
+        lines.join(" | ")
+    }
 }
 
-#[cfg(any())]
+#[cfg(test)]
 mod tests;

@@ -21,7 +21,13 @@ pub struct Outcome {
 
 impl Outcome {
     pub(crate) fn compare(what: impl Into<String>, expected: String, actual: String) -> Outcome {
-        Outcome { what: what.into(), passed: expected == actual, expected, actual, note: None }
+        Outcome {
+            what: what.into(),
+            passed: expected == actual,
+            expected,
+            actual,
+            note: None,
+        }
     }
 
     pub(crate) fn with_note(mut self, note: impl Into<String>) -> Outcome {
@@ -32,7 +38,14 @@ impl Outcome {
 
 /// Render a list the way the suite writes it.
 pub(crate) fn list<T: std::fmt::Display>(items: &[T]) -> String {
-    format!("[{}]", items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 pub(crate) fn list_keys(keys: &[crate::istio::ObjectKey]) -> String {

@@ -18,8 +18,11 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             let actual: Vec<&String> = config.listeners.keys().collect();
             let mut expected: Vec<&String> = names.iter().collect();
             expected.sort();
-            let mut outcome =
-                Outcome::compare(format!("{proxy}: listeners"), list(&expected), list(&actual));
+            let mut outcome = Outcome::compare(
+                format!("{proxy}: listeners"),
+                list(&expected),
+                list(&actual),
+            );
             if !config.draining_listeners.is_empty() {
                 outcome = outcome.with_note(format!(
                     "still draining: {}",
@@ -34,13 +37,23 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 return Outcome {
                     what,
                     passed: !present,
-                    expected: if *present { "present".into() } else { "absent".into() },
+                    expected: if *present {
+                        "present".into()
+                    } else {
+                        "absent".into()
+                    },
                     actual: "absent".into(),
                     note: None,
                 };
             };
             if !present {
-                return Outcome { what, passed: false, expected: "absent".into(), actual: "present".into(), note: None };
+                return Outcome {
+                    what,
+                    passed: false,
+                    expected: "absent".into(),
+                    actual: "present".into(),
+                    note: None,
+                };
             }
             match rds {
                 None => Outcome::compare(what, "present".into(), "present".into()),
@@ -55,18 +68,34 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 }
             }
         }
-        ProxyExpectation::VirtualHostNames { route_config, names } => {
+        ProxyExpectation::VirtualHostNames {
+            route_config,
+            names,
+        } => {
             let what = format!("{proxy}: route config {route_config}: virtual hosts");
             match config.route_configs.get(route_config) {
-                None => Outcome { what, passed: false, expected: list(names), actual: "no such route config".into(), note: None },
+                None => Outcome {
+                    what,
+                    passed: false,
+                    expected: list(names),
+                    actual: "no such route config".into(),
+                    note: None,
+                },
                 Some(rc) => {
-                    let actual: Vec<String> =
-                        virtual_hosts(rc).filter_map(|vh| str_at(vh, "/name")).collect();
+                    let actual: Vec<String> = virtual_hosts(rc)
+                        .filter_map(|vh| str_at(vh, "/name"))
+                        .collect();
                     Outcome::compare(what, list(names), list(&actual))
                 }
             }
         }
-        ProxyExpectation::VirtualHost { route_config, name, domains, routes, cluster } => {
+        ProxyExpectation::VirtualHost {
+            route_config,
+            name,
+            domains,
+            routes,
+            cluster,
+        } => {
             let what = format!("{proxy}: route config {route_config}: virtual host {name}");
             let mut expected = Vec::new();
             if let Some(d) = domains {
@@ -79,12 +108,16 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 expected.push(format!("every route to {c}"));
             }
             let expected_text = expected.join(", ");
-            let Some(vh) = config
-                .route_configs
-                .get(route_config)
-                .and_then(|rc| virtual_hosts(rc).find(|vh| str_at(vh, "/name").as_deref() == Some(name)))
-            else {
-                return Outcome { what, passed: false, expected: expected_text, actual: "no such virtual host".into(), note: None };
+            let Some(vh) = config.route_configs.get(route_config).and_then(|rc| {
+                virtual_hosts(rc).find(|vh| str_at(vh, "/name").as_deref() == Some(name))
+            }) else {
+                return Outcome {
+                    what,
+                    passed: false,
+                    expected: expected_text,
+                    actual: "no such virtual host".into(),
+                    note: None,
+                };
             };
             let actual_domains: Vec<String> = vh
                 .get("domains")
@@ -93,8 +126,12 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 .flatten()
                 .filter_map(|d| d.as_str().map(str::to_string))
                 .collect();
-            let route_list: Vec<&Value> =
-                vh.get("routes").and_then(Value::as_array).into_iter().flatten().collect();
+            let route_list: Vec<&Value> = vh
+                .get("routes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect();
             let targets: Vec<String> = route_list.iter().map(|r| route_target(r)).collect();
             let mut actual = Vec::new();
             let mut passed = true;
@@ -110,15 +147,31 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 passed &= !targets.is_empty() && targets.iter().all(|t| t == c);
                 actual.push(format!("routes to {}", list(&targets)));
             }
-            Outcome { what, passed, expected: expected_text, actual: actual.join(", "), note: None }
+            Outcome {
+                what,
+                passed,
+                expected: expected_text,
+                actual: actual.join(", "),
+                note: None,
+            }
         }
-        ProxyExpectation::Cluster { name, present, discovery, lb_policy, tls } => {
+        ProxyExpectation::Cluster {
+            name,
+            present,
+            discovery,
+            lb_policy,
+            tls,
+        } => {
             let what = format!("{proxy}: cluster {name}");
             let Some(cluster) = config.clusters.get(name) else {
                 return Outcome {
                     what,
                     passed: !present,
-                    expected: if *present { "present".into() } else { "absent".into() },
+                    expected: if *present {
+                        "present".into()
+                    } else {
+                        "absent".into()
+                    },
                     actual: "absent".into(),
                     note: None,
                 };
@@ -145,17 +198,29 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 expected.push(describe_tls(tls));
                 actual.push(describe_tls(&seen));
             }
-            Outcome { what, passed, expected: expected.join(", "), actual: actual.join(", "), note: None }
+            Outcome {
+                what,
+                passed,
+                expected: expected.join(", "),
+                actual: actual.join(", "),
+                note: None,
+            }
         }
     }
 }
 
 fn str_at(value: &Value, pointer: &str) -> Option<String> {
-    value.pointer(pointer).and_then(Value::as_str).map(str::to_string)
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn virtual_hosts(rc: &Value) -> impl Iterator<Item = &Value> {
-    rc.get("virtual_hosts").and_then(Value::as_array).into_iter().flatten()
+    rc.get("virtual_hosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 /// The route config an HTTP listener's connection manager asks RDS for, and whether over ADS.
@@ -163,9 +228,18 @@ fn listener_rds(listener: &Value) -> Option<(String, bool)> {
     let chains = listener.get("filter_chains").and_then(Value::as_array)?;
     chains
         .iter()
-        .flat_map(|c| c.get("filters").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|c| {
+            c.get("filters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .filter_map(|f| f.get("typed_config"))
-        .find(|tc| tc.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(HCM_TYPE)))
+        .find(|tc| {
+            tc.get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with(HCM_TYPE))
+        })
         .and_then(|hcm| {
             let name = str_at(hcm, "/rds/route_config_name")?;
             Some((name, hcm.pointer("/rds/config_source/ads").is_some()))
@@ -177,7 +251,10 @@ fn route_target(route: &Value) -> String {
     if let Some(c) = str_at(route, "/route/cluster") {
         return c;
     }
-    if let Some(ws) = route.pointer("/route/weighted_clusters/clusters").and_then(Value::as_array) {
+    if let Some(ws) = route
+        .pointer("/route/weighted_clusters/clusters")
+        .and_then(Value::as_array)
+    {
         let names: Vec<String> = ws.iter().filter_map(|w| str_at(w, "/name")).collect();
         return format!("weighted{}", list(&names));
     }
@@ -188,13 +265,18 @@ fn route_target(route: &Value) -> String {
 }
 
 fn cluster_tls(cluster: &Value) -> TlsExpectation {
-    let Some(socket) = cluster.get("transport_socket") else { return TlsExpectation::None };
+    let Some(socket) = cluster.get("transport_socket") else {
+        return TlsExpectation::None;
+    };
     if str_at(socket, "/name").as_deref() != Some("envoy.transport_sockets.tls") {
         return TlsExpectation::None;
     }
     let sni = str_at(socket, "/typed_config/sni").filter(|s| !s.is_empty());
     let auto = cluster
-        .pointer(&format!("/typed_extension_protocol_options/{}/upstream_http_protocol_options/auto_sni", HTTP_OPTIONS.replace('/', "~1")))
+        .pointer(&format!(
+            "/typed_extension_protocol_options/{}/upstream_http_protocol_options/auto_sni",
+            HTTP_OPTIONS.replace('/', "~1")
+        ))
         .and_then(Value::as_bool)
         .unwrap_or(false);
     TlsExpectation::Originated {
@@ -213,5 +295,5 @@ fn describe_tls(tls: &TlsExpectation) -> String {
     }
 }
 
-#[cfg(any())]
+#[cfg(test)]
 mod tests;

@@ -212,12 +212,17 @@ impl Kind {
     }
 
     pub fn from_cli_name(name: &str) -> Option<Kind> {
-        [Kind::ServiceEntry, Kind::Gateway, Kind::VirtualService, Kind::DestinationRule]
-            .into_iter()
-            .find(|k| {
-                let n = name.to_ascii_lowercase();
-                n == k.cli_name() || n == k.plural() || n == k.to_string().to_ascii_lowercase()
-            })
+        [
+            Kind::ServiceEntry,
+            Kind::Gateway,
+            Kind::VirtualService,
+            Kind::DestinationRule,
+        ]
+        .into_iter()
+        .find(|k| {
+            let n = name.to_ascii_lowercase();
+            n == k.cli_name() || n == k.plural() || n == k.to_string().to_ascii_lowercase()
+        })
     }
 }
 
@@ -297,7 +302,10 @@ impl IstioObject {
     pub fn key(&self, default_namespace: &str) -> ObjectKey {
         ObjectKey {
             kind: self.kind(),
-            namespace: self.namespace.clone().unwrap_or_else(|| default_namespace.to_string()),
+            namespace: self
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_string()),
             name: self.name.clone(),
         }
     }

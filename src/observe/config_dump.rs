@@ -16,18 +16,28 @@ pub struct ProxyConfig {
 }
 
 fn type_suffix(config: &Value) -> &str {
-    config.get("@type").and_then(Value::as_str).and_then(|t| t.rsplit('.').next()).unwrap_or("")
+    config
+        .get("@type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("")
 }
 
 impl ProxyConfig {
     pub fn from_dump(dump: &Value) -> ProxyConfig {
         let mut out = ProxyConfig::default();
-        let configs = dump.get("configs").and_then(Value::as_array).cloned().unwrap_or_default();
+        let configs = dump
+            .get("configs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for config in &configs {
             match type_suffix(config) {
                 "ListenersConfigDump" => {
                     for l in array(config, "dynamic_listeners") {
-                        let Some(name) = l.get("name").and_then(Value::as_str) else { continue };
+                        let Some(name) = l.get("name").and_then(Value::as_str) else {
+                            continue;
+                        };
                         if let Some(listener) = l.pointer("/active_state/listener") {
                             out.listeners.insert(name.to_string(), listener.clone());
                         }
@@ -65,7 +75,11 @@ impl ProxyConfig {
 }
 
 fn array<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    value.get(key).and_then(Value::as_array).into_iter().flatten()
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 /// Fields that change with every push but say nothing about the config itself.
@@ -88,7 +102,10 @@ pub fn normalize(dump: &Value) -> Value {
         .collect();
     let mut dump = dump.clone();
     if let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
-        for config in configs.iter_mut().filter(|c| type_suffix(c) == "EndpointsConfigDump") {
+        for config in configs
+            .iter_mut()
+            .filter(|c| type_suffix(c) == "EndpointsConfigDump")
+        {
             for key in ["dynamic_endpoint_configs", "static_endpoint_configs"] {
                 if let Some(list) = config.get_mut(key).and_then(Value::as_array_mut) {
                     list.retain(|e| {
@@ -147,8 +164,10 @@ fn diff_into(path: &str, a: &Value, b: &Value, out: &mut Vec<String>, limit: usi
             // Name-keyed arrays (listeners, clusters, routes) read better by name than by index.
             let key = |v: &Value| named(v).map(str::to_string);
             if x.iter().chain(y.iter()).all(|v| key(v).is_some()) {
-                let xa: BTreeMap<String, &Value> = x.iter().map(|v| (key(v).unwrap_or_default(), v)).collect();
-                let ya: BTreeMap<String, &Value> = y.iter().map(|v| (key(v).unwrap_or_default(), v)).collect();
+                let xa: BTreeMap<String, &Value> =
+                    x.iter().map(|v| (key(v).unwrap_or_default(), v)).collect();
+                let ya: BTreeMap<String, &Value> =
+                    y.iter().map(|v| (key(v).unwrap_or_default(), v)).collect();
                 let names: BTreeSet<&String> = xa.keys().chain(ya.keys()).collect();
                 for n in names {
                     let child = format!("{path}[{n}]");
@@ -182,7 +201,11 @@ fn named(v: &Value) -> Option<&str> {
 
 fn brief(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() > 120 { format!("{}…", &text[..text.floor_char_boundary(117)]) } else { text }
+    if text.len() > 120 {
+        format!("{}…", &text[..text.floor_char_boundary(117)])
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +231,10 @@ mod tests {
     #[test]
     fn reads_active_draining_routes_and_clusters() {
         let config = ProxyConfig::from_dump(&dump());
-        assert_eq!(config.listeners.keys().collect::<Vec<_>>(), ["0.0.0.0_8443"]);
+        assert_eq!(
+            config.listeners.keys().collect::<Vec<_>>(),
+            ["0.0.0.0_8443"]
+        );
         assert!(config.draining_listeners.contains("old"));
         assert!(config.route_configs.contains_key("http.8443"));
         assert!(config.clusters.contains_key("BlackHoleCluster"));
@@ -229,7 +255,9 @@ mod tests {
             ]})
         };
         let quiet = normalize(&with_hosts(vec![]));
-        let busy = normalize(&with_hosts(vec![json!({"lb_endpoints": [{"endpoint": {}}]})]));
+        let busy = normalize(&with_hosts(vec![
+            json!({"lb_endpoints": [{"endpoint": {}}]}),
+        ]));
         let diff = differences(&quiet, &busy, 10);
         // The EDS cluster's endpoints are config and still count; the passthrough's do not.
         assert_eq!(diff.len(), 1, "{diff:?}");
@@ -245,6 +273,9 @@ mod tests {
         assert_ne!(normalize(&dump()), normalize(&other));
         let diff = differences(&normalize(&dump()), &normalize(&other), 10);
         assert_eq!(diff.len(), 1, "{diff:?}");
-        assert!(diff[0].contains("BlackHoleCluster") && diff[0].contains("\"STATIC\" → \"EDS\""), "{diff:?}");
+        assert!(
+            diff[0].contains("BlackHoleCluster") && diff[0].contains("\"STATIC\" → \"EDS\""),
+            "{diff:?}"
+        );
     }
 }

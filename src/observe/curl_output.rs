@@ -10,7 +10,10 @@ pub struct ResponseHead {
 
 impl ResponseHead {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -22,7 +25,10 @@ pub fn response_heads(stdout: &str) -> Vec<ResponseHead> {
     for line in stdout.lines() {
         let line = line.trim_end_matches('\r');
         if line.starts_with("HTTP/") {
-            heads.push(ResponseHead { status_line: line.to_string(), headers: Vec::new() });
+            heads.push(ResponseHead {
+                status_line: line.to_string(),
+                headers: Vec::new(),
+            });
             in_head = true;
         } else if line.is_empty() {
             in_head = false;
@@ -30,7 +36,8 @@ pub fn response_heads(stdout: &str) -> Vec<ResponseHead> {
             && let Some(head) = heads.last_mut()
             && let Some((name, value)) = line.split_once(':')
         {
-            head.headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            head.headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
     }
     heads
@@ -46,7 +53,10 @@ mod tests {
         let heads = response_heads(out);
         assert_eq!(heads.len(), 2);
         assert_eq!(heads[0].status_line, "HTTP/1.1 301 Moved Permanently");
-        assert_eq!(heads[0].header("location"), Some("https://edition.cnn.com/politics"));
+        assert_eq!(
+            heads[0].header("location"),
+            Some("https://edition.cnn.com/politics")
+        );
         assert_eq!(heads[1].header("Content-Length"), Some("150793"));
         assert_eq!(heads[1].header("location"), None);
     }

@@ -23,7 +23,11 @@ impl<W: Write> Transcript<W> {
     fn write(&mut self, event: &Event) -> std::io::Result<()> {
         let out = &mut self.out;
         match event {
-            Event::SuiteStarted { suite, title, backend } => {
+            Event::SuiteStarted {
+                suite,
+                title,
+                backend,
+            } => {
                 writeln!(out, "== {suite}: {title} (backend: {backend})")?;
             }
             Event::StageStarted { index, name, says } => {
@@ -45,11 +49,20 @@ impl<W: Write> Transcript<W> {
                 for line in output.stdout.lines().filter(|l| !l.trim().is_empty()) {
                     writeln!(out, "  {}", line.trim_end())?;
                 }
-                for line in output.stderr.lines().filter(|l| !l.trim().is_empty()).take(5) {
+                for line in output
+                    .stderr
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(5)
+                {
                     writeln!(out, "  (stderr) {}", line.trim_end())?;
                 }
                 if output.exit_code != 0 {
-                    writeln!(out, "  command terminated with exit code {}", output.exit_code)?;
+                    writeln!(
+                        out,
+                        "  command terminated with exit code {}",
+                        output.exit_code
+                    )?;
                 }
             }
             Event::Checked { line, outcome } => {
@@ -71,20 +84,45 @@ impl<W: Write> Transcript<W> {
                 }
             }
             Event::SnapshotTaken { name } => {
-                writeln!(out, "  snapshot {name:?} taken: every proxy's config and the applied resources")?;
+                writeln!(
+                    out,
+                    "  snapshot {name:?} taken: every proxy's config and the applied resources"
+                )?;
             }
-            Event::StageFinished { index, name, passed, duration } => {
+            Event::StageFinished {
+                index,
+                name,
+                passed,
+                duration,
+            } => {
                 let verdict = if *passed { "passed" } else { "FAILED" };
-                writeln!(out, "-- stage {index} {name}: {verdict} in {}", ms(*duration))?;
+                writeln!(
+                    out,
+                    "-- stage {index} {name}: {verdict} in {}",
+                    ms(*duration)
+                )?;
             }
             Event::StageSkipped { index, name } => {
-                writeln!(out, "\n-- stage {index}: {name}: not run (an earlier step failed)")?;
+                writeln!(
+                    out,
+                    "\n-- stage {index}: {name}: not run (an earlier step failed)"
+                )?;
             }
-            Event::SuiteFinished { suite, passed, failures, duration } => {
+            Event::SuiteFinished {
+                suite,
+                passed,
+                failures,
+                duration,
+            } => {
                 if *passed {
                     writeln!(out, "\n== {suite}: passed in {}", ms(*duration))?;
                 } else {
-                    writeln!(out, "\n== {suite}: FAILED in {} ({} failures)", ms(*duration), failures.len())?;
+                    writeln!(
+                        out,
+                        "\n== {suite}: FAILED in {} ({} failures)",
+                        ms(*duration),
+                        failures.len()
+                    )?;
                     for f in failures {
                         writeln!(out, "   {f}")?;
                     }

@@ -15,15 +15,35 @@ use super::model::*;
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("{file}: cannot read suite: {source}")]
-    Io { file: PathBuf, source: std::io::Error },
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}:{column}: {message}")]
-    Yaml { file: PathBuf, line: u64, column: u64, message: String },
+    Yaml {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{file}:{line}: {message}")]
-    Invalid { file: PathBuf, line: usize, message: String },
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("{file}:{line}: fixture {fixture} does not exist")]
-    MissingFixture { file: PathBuf, line: usize, fixture: PathBuf },
+    MissingFixture {
+        file: PathBuf,
+        line: usize,
+        fixture: PathBuf,
+    },
     #[error("{file}:{line}: in fixture: {source}")]
-    Fixture { file: PathBuf, line: usize, source: ManifestError },
+    Fixture {
+        file: PathBuf,
+        line: usize,
+        source: Box<ManifestError>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -169,9 +189,18 @@ struct RawTls {
 impl RawExpected {
     fn resolve(self) -> Expected {
         match self {
-            RawExpected::Text(value) => Expected { value, varies_on_live_site: false },
-            RawExpected::Number(n) => Expected { value: n.to_string(), varies_on_live_site: false },
-            RawExpected::Marked(RawMarked { value, live_site: LiveSite::Varies }) => Expected {
+            RawExpected::Text(value) => Expected {
+                value,
+                varies_on_live_site: false,
+            },
+            RawExpected::Number(n) => Expected {
+                value: n.to_string(),
+                varies_on_live_site: false,
+            },
+            RawExpected::Marked(RawMarked {
+                value,
+                live_site: LiveSite::Varies,
+            }) => Expected {
                 value: match value {
                     RawScalar::Text(t) => t,
                     RawScalar::Number(n) => n.to_string(),
@@ -184,15 +213,25 @@ impl RawExpected {
 
 /// Read and validate a suite and every fixture it names.
 pub fn load_suite(file: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|source| SuiteError::Io { file: file.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(file).map_err(|source| SuiteError::Io {
+        file: file.to_path_buf(),
+        source,
+    })?;
     parse_suite(file, &text)
 }
 
 pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
     let raw: RawSuite = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        SuiteError::Yaml { file: file.to_path_buf(), line, column, message: yaml_message(&e) }
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        SuiteError::Yaml {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: yaml_message(&e),
+        }
     })?;
     let invalid = |line: usize, message: String| SuiteError::Invalid {
         file: file.to_path_buf(),
@@ -202,12 +241,21 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
     let fixtures = file.parent().unwrap_or(Path::new(".")).join(&raw.fixtures);
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
-        let argv = shell_words::split(line)
-            .map_err(|e| invalid(0, format!("commands.{name}: {e}")))?;
+        let argv =
+            shell_words::split(line).map_err(|e| invalid(0, format!("commands.{name}: {e}")))?;
         if argv.first().map(String::as_str) != Some("curl") {
-            return Err(invalid(0, format!("commands.{name}: only curl commands are supported, got {line:?}")));
+            return Err(invalid(
+                0,
+                format!("commands.{name}: only curl commands are supported, got {line:?}"),
+            ));
         }
-        commands.insert(name.clone(), CommandLine { name: name.clone(), argv });
+        commands.insert(
+            name.clone(),
+            CommandLine {
+                name: name.clone(),
+                argv,
+            },
+        );
     }
     let mut stages = Vec::new();
     let mut snapshots = BTreeSet::new();
@@ -216,7 +264,10 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         let line = spanned.referenced.line() as usize;
         let raw_stage = spanned.value;
         if !stage_names.insert(raw_stage.name.clone()) {
-            return Err(invalid(line, format!("stage name {:?} is used twice", raw_stage.name)));
+            return Err(invalid(
+                line,
+                format!("stage name {:?} is used twice", raw_stage.name),
+            ));
         }
         let mut steps = Vec::new();
         for apply in raw_stage.apply {
@@ -232,9 +283,12 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
             let objects = load_manifests(&path).map_err(|source| SuiteError::Fixture {
                 file: file.to_path_buf(),
                 line: step_line,
-                source,
+                source: Box::new(source),
             })?;
-            steps.push(Step::Apply { file: path, objects });
+            steps.push(Step::Apply {
+                file: path,
+                objects,
+            });
         }
         for delete in raw_stage.delete {
             let step_line = delete.referenced.line() as usize;
@@ -272,7 +326,10 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
             let check_line = check.referenced.line() as usize;
             let kind = resolve_check(check.value, &commands, &snapshots)
                 .map_err(|message| invalid(check_line, message))?;
-            checks.push(Check { line: check_line, kind });
+            checks.push(Check {
+                line: check_line,
+                kind,
+            });
         }
         if let Some(name) = &raw_stage.snapshot {
             snapshots.insert(name.clone());
@@ -295,7 +352,9 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         file: file.to_path_buf(),
         fixtures,
         namespace: raw.namespace,
-        mesh: MeshSettings { outbound_traffic_policy: raw.mesh.outbound_traffic_policy.mode },
+        mesh: MeshSettings {
+            outbound_traffic_policy: raw.mesh.outbound_traffic_policy.mode,
+        },
         stages,
     })
 }
@@ -316,12 +375,18 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
 fn parse_delete(text: &str, namespace: &str) -> Result<ObjectKey, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let [kind, name] = words.as_slice() else {
-        return Err(format!("delete {text:?}: expected `<kind> <name>`, as kubectl delete takes them"));
+        return Err(format!(
+            "delete {text:?}: expected `<kind> <name>`, as kubectl delete takes them"
+        ));
     };
     let kind = Kind::from_cli_name(kind).ok_or_else(|| {
         format!("delete {text:?}: unknown kind {kind:?} (serviceentry, gateway, virtualservice, destinationrule)")
     })?;
-    Ok(ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() })
+    Ok(ObjectKey {
+        kind,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// Which fields a check sets, for "belongs to another kind of check" errors.
@@ -330,15 +395,39 @@ fn set_fields(raw: &RawCheck) -> Vec<&'static str> {
     macro_rules! field {
         ($($f:ident),*) => { $( if raw.$f.is_some() { out.push(stringify!($f)); } )* };
     }
-    field!(run, exit_code, status_lines, headers, stdout_includes, stdout_excludes, through, origin,
-        proxy, listeners, listener, present, rds, route_config, virtual_hosts, virtual_host,
-        domains, routes, cluster, discovery, lb_policy, tls, same_as);
+    field!(
+        run,
+        exit_code,
+        status_lines,
+        headers,
+        stdout_includes,
+        stdout_excludes,
+        through,
+        origin,
+        proxy,
+        listeners,
+        listener,
+        present,
+        rds,
+        route_config,
+        virtual_hosts,
+        virtual_host,
+        domains,
+        routes,
+        cluster,
+        discovery,
+        lb_policy,
+        tls,
+        same_as
+    );
     out
 }
 
 fn only(raw: &RawCheck, kind: &str, allowed: &[&str]) -> Result<(), String> {
-    let extra: Vec<&str> =
-        set_fields(raw).into_iter().filter(|f| !allowed.contains(f)).collect();
+    let extra: Vec<&str> = set_fields(raw)
+        .into_iter()
+        .filter(|f| !allowed.contains(f))
+        .collect();
     if extra.is_empty() {
         Ok(())
     } else {
@@ -356,13 +445,25 @@ fn resolve_check(
     snapshots: &BTreeSet<String>,
 ) -> Result<CheckKind, String> {
     if let Some(name) = &raw.run {
-        only(&raw, "command", &[
-            "run", "exit_code", "status_lines", "headers", "stdout_includes", "stdout_excludes",
-            "through", "origin",
-        ])?;
+        only(
+            &raw,
+            "command",
+            &[
+                "run",
+                "exit_code",
+                "status_lines",
+                "headers",
+                "stdout_includes",
+                "stdout_excludes",
+                "through",
+                "origin",
+            ],
+        )?;
         let command = commands.get(name).cloned().ok_or_else(|| {
-            format!("run: no command named {name:?} under `commands` (have: {})",
-                commands.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "run: no command named {name:?} under `commands` (have: {})",
+                commands.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         })?;
         let check = CommandCheck {
             command,
@@ -382,7 +483,11 @@ fn resolve_check(
                 .through
                 .unwrap_or_default()
                 .into_iter()
-                .map(|t| ClusterTraffic { proxy: t.proxy, cluster: t.cluster, requests: t.requests })
+                .map(|t| ClusterTraffic {
+                    proxy: t.proxy,
+                    cluster: t.cluster,
+                    requests: t.requests,
+                })
                 .collect(),
             origin: raw.origin.map(|list| {
                 list.into_iter()
@@ -404,16 +509,22 @@ fn resolve_check(
             && check.through.is_empty()
             && check.origin.is_none()
         {
-            return Err(format!("run {name:?} expects nothing: add exit_code, status_lines, headers, ..."));
+            return Err(format!(
+                "run {name:?} expects nothing: add exit_code, status_lines, headers, ..."
+            ));
         }
         return Ok(CheckKind::Command(check));
     }
     if let Some(snapshot) = &raw.same_as {
         only(&raw, "same_as", &["same_as"])?;
         if !snapshots.contains(snapshot) {
-            return Err(format!("same_as: no earlier stage takes a snapshot named {snapshot:?}"));
+            return Err(format!(
+                "same_as: no earlier stage takes a snapshot named {snapshot:?}"
+            ));
         }
-        return Ok(CheckKind::SameAs { snapshot: snapshot.clone() });
+        return Ok(CheckKind::SameAs {
+            snapshot: snapshot.clone(),
+        });
     }
     let Some(proxy) = raw.proxy else {
         return Err("a check needs `run`, `proxy` or `same_as`".into());
@@ -430,12 +541,28 @@ fn resolve_check(
         }
     } else if let Some(route_config) = &raw.route_config {
         if let Some(names) = &raw.virtual_hosts {
-            only(&raw, "virtual_hosts", &["proxy", "route_config", "virtual_hosts"])?;
-            ProxyExpectation::VirtualHostNames { route_config: route_config.clone(), names: names.clone() }
+            only(
+                &raw,
+                "virtual_hosts",
+                &["proxy", "route_config", "virtual_hosts"],
+            )?;
+            ProxyExpectation::VirtualHostNames {
+                route_config: route_config.clone(),
+                names: names.clone(),
+            }
         } else if let Some(name) = &raw.virtual_host {
-            only(&raw, "virtual_host", &[
-                "proxy", "route_config", "virtual_host", "domains", "routes", "cluster",
-            ])?;
+            only(
+                &raw,
+                "virtual_host",
+                &[
+                    "proxy",
+                    "route_config",
+                    "virtual_host",
+                    "domains",
+                    "routes",
+                    "cluster",
+                ],
+            )?;
             ProxyExpectation::VirtualHost {
                 route_config: route_config.clone(),
                 name: name.clone(),
@@ -447,7 +574,18 @@ fn resolve_check(
             return Err("route_config needs `virtual_hosts` or `virtual_host`".into());
         }
     } else if let Some(name) = &raw.cluster {
-        only(&raw, "cluster", &["proxy", "cluster", "present", "discovery", "lb_policy", "tls"])?;
+        only(
+            &raw,
+            "cluster",
+            &[
+                "proxy",
+                "cluster",
+                "present",
+                "discovery",
+                "lb_policy",
+                "tls",
+            ],
+        )?;
         ProxyExpectation::Cluster {
             name: name.clone(),
             present: raw.present.unwrap_or(true),
@@ -455,11 +593,15 @@ fn resolve_check(
             lb_policy: raw.lb_policy.clone(),
             tls: raw.tls.as_ref().map(|t| match (t.originated, &t.sni) {
                 (false, _) => TlsExpectation::None,
-                (true, sni) => TlsExpectation::Originated { sni: sni.clone().unwrap_or_else(|| "auto".into()) },
+                (true, sni) => TlsExpectation::Originated {
+                    sni: sni.clone().unwrap_or_else(|| "auto".into()),
+                },
             }),
         }
     } else {
-        return Err("a proxy check needs `listeners`, `listener`, `route_config` or `cluster`".into());
+        return Err(
+            "a proxy check needs `listeners`, `listener`, `route_config` or `cluster`".into(),
+        );
     };
     Ok(CheckKind::Proxy { proxy, expect })
 }
@@ -474,3 +616,5 @@ pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+#[cfg(test)]
+mod tests;

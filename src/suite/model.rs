@@ -22,18 +22,24 @@ pub struct Suite {
 impl Suite {
     /// Every object any stage applies, in order (for up-front validation and the origin's hosts).
     pub fn all_objects(&self) -> impl Iterator<Item = &IstioObject> {
-        self.stages.iter().flat_map(|s| s.steps.iter()).flat_map(|step| match step {
-            Step::Apply { objects, .. } => objects.as_slice(),
-            Step::Delete { .. } => &[],
-        })
+        self.stages
+            .iter()
+            .flat_map(|s| s.steps.iter())
+            .flat_map(|step| match step {
+                Step::Apply { objects, .. } => objects.as_slice(),
+                Step::Delete { .. } => &[],
+            })
     }
 
     /// Every command any stage runs.
     pub fn all_commands(&self) -> impl Iterator<Item = &CommandLine> {
-        self.stages.iter().flat_map(|s| s.checks.iter()).filter_map(|c| match &c.kind {
-            CheckKind::Command(cmd) => Some(&cmd.command),
-            _ => None,
-        })
+        self.stages
+            .iter()
+            .flat_map(|s| s.checks.iter())
+            .filter_map(|c| match &c.kind {
+                CheckKind::Command(cmd) => Some(&cmd.command),
+                _ => None,
+            })
     }
 }
 
@@ -52,7 +58,10 @@ pub struct Stage {
 #[derive(Debug, Clone)]
 pub enum Step {
     /// `kubectl apply -f <file>`.
-    Apply { file: PathBuf, objects: Vec<IstioObject> },
+    Apply {
+        file: PathBuf,
+        objects: Vec<IstioObject>,
+    },
     /// `kubectl delete <kind> <name>`.
     Delete { key: ObjectKey },
 }
@@ -71,7 +80,9 @@ impl std::fmt::Display for CommandLine {
             .argv
             .iter()
             .map(|a| {
-                if a.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+                if a.chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+                {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 } else {
                     a.clone()
@@ -92,9 +103,14 @@ pub struct Check {
 #[derive(Debug, Clone)]
 pub enum CheckKind {
     Command(CommandCheck),
-    Proxy { proxy: ProxyRole, expect: ProxyExpectation },
+    Proxy {
+        proxy: ProxyRole,
+        expect: ProxyExpectation,
+    },
     /// No residue: every proxy's config and the applied resources equal a snapshot.
-    SameAs { snapshot: String },
+    SameAs {
+        snapshot: String,
+    },
 }
 
 /// A value that depends on the live site (`edition.cnn.com` itself) is compared exactly only where
@@ -143,9 +159,16 @@ pub struct OriginExpectation {
 pub enum ProxyExpectation {
     /// Exactly these active listeners, by name.
     Listeners(Vec<String>),
-    Listener { name: String, present: bool, rds: Option<String> },
+    Listener {
+        name: String,
+        present: bool,
+        rds: Option<String>,
+    },
     /// Exactly these virtual hosts, by name, in order.
-    VirtualHostNames { route_config: String, names: Vec<String> },
+    VirtualHostNames {
+        route_config: String,
+        names: Vec<String>,
+    },
     VirtualHost {
         route_config: String,
         name: String,

@@ -4,10 +4,14 @@
 
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
 use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster,
     cluster::{ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbPolicy},
 };
+use envoy_types::pb::envoy::config::core::v3::DataSource;
+use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as HttpProtocolOptionsCommon;
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, TransportSocket, UpstreamHttpProtocolOptions, transport_socket,
 };
@@ -25,11 +29,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
         explicit_http_config::ProtocolConfig,
     },
 };
-use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
-use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as HttpProtocolOptionsCommon;
 use envoy_types::pb::google::protobuf::UInt32Value;
-use envoy_types::pb::envoy::config::core::v3::DataSource;
-use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 
 use crate::istio::{SimpleLb, TlsMode};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
@@ -56,19 +56,28 @@ pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssi
     for service in &model.services {
         let rule = model.rule_for(&service.hostname);
         let subsets: Vec<Option<&str>> = std::iter::once(None)
-            .chain(rule.iter().flat_map(|r| r.subsets().iter().map(|s| Some(s.name.as_str()))))
+            .chain(
+                rule.iter()
+                    .flat_map(|r| r.subsets().iter().map(|s| Some(s.name.as_str()))),
+            )
             .collect();
         for port in &service.ports {
             for subset in &subsets {
                 let cluster_name = name(port.number, *subset, &service.hostname);
-                let policy = rule.map(|r| r.policy_for(port.number, *subset)).unwrap_or_default();
+                let policy = rule
+                    .map(|r| r.policy_for(port.number, *subset))
+                    .unwrap_or_default();
                 let mut cluster = base_cluster(&cluster_name, service, port);
                 cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
                 if let Some(tls) = policy.tls.as_ref().filter(|t| t.mode == TlsMode::Simple) {
                     apply_simple_tls(&mut cluster, tls, port);
                 }
                 if let Discovery::Eds { endpoint_ips } = &service.discovery {
-                    endpoints.push(load_assignment(&cluster_name, endpoint_ips, port.target_port));
+                    endpoints.push(load_assignment(
+                        &cluster_name,
+                        endpoint_ips,
+                        port.target_port,
+                    ));
                 }
                 clusters.push(cluster);
             }
@@ -130,7 +139,9 @@ fn load_assignment(cluster_name: &str, ips: &[String], port: u32) -> ClusterLoad
         cluster_name: cluster_name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
             lb_endpoints: ips.iter().map(|ip| lb_endpoint(ip, port)).collect(),
-            load_balancing_weight: Some(UInt32Value { value: ips.len() as u32 }),
+            load_balancing_weight: Some(UInt32Value {
+                value: ips.len() as u32,
+            }),
             ..Default::default()
         }],
         ..Default::default()
@@ -157,14 +168,22 @@ fn apply_simple_tls(
     tls: &crate::istio::ClientTlsSettings,
     port: &ServicePort,
 ) {
-    let trusted_ca = tls.ca_certificates.clone().unwrap_or_else(|| SYSTEM_ROOTS.to_string());
+    let trusted_ca = tls
+        .ca_certificates
+        .clone()
+        .unwrap_or_else(|| SYSTEM_ROOTS.to_string());
     let validation = if tls.insecure_skip_verify == Some(true) {
         None
     } else {
-        Some(ValidationContextType::ValidationContext(CertificateValidationContext {
-            trusted_ca: Some(DataSource { specifier: Some(Specifier::Filename(trusted_ca)), ..Default::default() }),
-            ..Default::default()
-        }))
+        Some(ValidationContextType::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(DataSource {
+                    specifier: Some(Specifier::Filename(trusted_ca)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
     };
     let context = UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
@@ -245,13 +264,13 @@ fn passthrough() -> Cluster {
                     idle_timeout: Some(seconds(300)),
                     ..Default::default()
                 }),
-                upstream_protocol_options: Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(
-                    UseDownstreamHttpConfig {
+                upstream_protocol_options: Some(
+                    UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
                         http_protocol_options: Some(Http1ProtocolOptions::default()),
                         http2_protocol_options: Some(Default::default()),
                         ..Default::default()
-                    },
-                )),
+                    }),
+                ),
                 ..Default::default()
             }),
         )]),

@@ -1,17 +1,20 @@
 //! Small constructors for the Envoy protos the translator emits, so the translation code reads
 //! like the config it produces.
 
+use envoy_types::pb::envoy::config::core::v3::Address;
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
     config_source::ConfigSourceSpecifier, socket_address::PortSpecifier,
 };
-use envoy_types::pb::envoy::config::core::v3::Address;
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
 use prost::Name;
 
 /// Pack a message into `Any` with Envoy's type URL.
 pub(crate) fn any<M: prost::Message + Name>(message: &M) -> Any {
-    Any { type_url: M::type_url(), value: message.encode_to_vec() }
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
 }
 
 pub(crate) fn socket_address(ip: &str, port: u32) -> Address {

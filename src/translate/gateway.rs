@@ -43,7 +43,11 @@ pub(crate) fn listeners(
 ) -> Vec<GatewayListener> {
     let mut by_port: BTreeMap<u32, GatewayListener> = BTreeMap::new();
     for (key, gateway) in &model.gateways {
-        if !gateway.selector.iter().all(|(k, v)| workload.labels.get(k) == Some(v)) {
+        if !gateway
+            .selector
+            .iter()
+            .all(|(k, v)| workload.labels.get(k) == Some(v))
+        {
             continue;
         }
         for server in &gateway.servers {
@@ -68,9 +72,16 @@ pub(crate) fn listeners(
             let hosts = server
                 .hosts
                 .iter()
-                .map(|h| h.split_once('/').map(|(_, host)| host).unwrap_or(h).to_string())
+                .map(|h| {
+                    h.split_once('/')
+                        .map(|(_, host)| host)
+                        .unwrap_or(h)
+                        .to_string()
+                })
                 .collect();
-            entry.servers.push((key.namespace.clone(), key.name.clone(), hosts));
+            entry
+                .servers
+                .push((key.namespace.clone(), key.name.clone(), hosts));
         }
     }
     by_port.into_values().collect()
@@ -86,7 +97,10 @@ pub(crate) fn routes(
             let port = gl.service_port;
             let mut hosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
             for (namespace, name, server_hosts) in &gl.servers {
-                let context = Context::Gateway { namespace: namespace.clone(), name: name.clone() };
+                let context = Context::Gateway {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                };
                 for (key, vs) in &model.virtual_services {
                     for vs_host in &vs.hosts {
                         if !server_hosts.iter().any(|h| host_matches(h, vs_host)) {

@@ -1,5 +1,6 @@
 //! The HTTP connection manager and TCP proxy filters both proxies use.
 
+use envoy_types::pb::envoy::config::core::v3::ConfigSource;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -8,7 +9,6 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager::{RouteSpecifier, UpgradeConfig},
     http_filter,
 };
-use envoy_types::pb::envoy::config::core::v3::ConfigSource;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier,
 };
@@ -18,27 +18,46 @@ use super::envoy_build::{ads, any, bool_value, seconds, socket_address};
 pub(crate) const HCM: &str = "envoy.filters.network.http_connection_manager";
 pub(crate) const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
 
-pub(crate) fn http_connection_manager(stat_prefix: &str, route_config: &str, gateway: bool) -> Filter {
+pub(crate) fn http_connection_manager(
+    stat_prefix: &str,
+    route_config: &str,
+    gateway: bool,
+) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
-            config_source: Some(ConfigSource { initial_fetch_timeout: Some(seconds(0)), ..ads() }),
+            config_source: Some(ConfigSource {
+                initial_fetch_timeout: Some(seconds(0)),
+                ..ads()
+            }),
             route_config_name: route_config.to_string(),
         })),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(any(&Router::default()))),
+            config_type: Some(http_filter::ConfigType::TypedConfig(
+                any(&Router::default()),
+            )),
             ..Default::default()
         }],
         // A gateway is the edge of the mesh: it trusts the connection's peer, as Istio sets it.
         use_remote_address: Some(bool_value(gateway)),
         normalize_path: Some(bool_value(true)),
-        upgrade_configs: vec![UpgradeConfig { upgrade_type: "websocket".into(), ..Default::default() }],
+        upgrade_configs: vec![UpgradeConfig {
+            upgrade_type: "websocket".into(),
+            ..Default::default()
+        }],
         stream_idle_timeout: Some(seconds(0)),
-        server_name: if gateway { "istio-envoy".into() } else { String::new() },
+        server_name: if gateway {
+            "istio-envoy".into()
+        } else {
+            String::new()
+        },
         ..Default::default()
     };
-    Filter { name: HCM.into(), config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))) }
+    Filter {
+        name: HCM.into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
+    }
 }
 
 pub(crate) fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Filter {
@@ -47,7 +66,10 @@ pub(crate) fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Filter {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster.to_string())),
         ..Default::default()
     };
-    Filter { name: TCP_PROXY.into(), config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))) }
+    Filter {
+        name: TCP_PROXY.into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
+    }
 }
 
 /// An outbound listener as istiod names it: `<ip>_<port>`. Sidecar listeners do not bind; the

@@ -7,9 +7,9 @@
 //! are never emitted: stock Envoy rejects them.
 
 mod clusters;
-mod hcm;
 pub(crate) mod envoy_build;
 mod gateway;
+mod hcm;
 mod model;
 mod routes;
 mod sidecar;
@@ -27,7 +27,10 @@ pub struct ProxyWorkloads {
 
 impl ProxyWorkloads {
     pub fn tutorial() -> ProxyWorkloads {
-        ProxyWorkloads { sidecar: "sleep".into(), gateway: "istio-egressgateway".into() }
+        ProxyWorkloads {
+            sidecar: "sleep".into(),
+            gateway: "istio-egressgateway".into(),
+        }
     }
 }
 
@@ -40,10 +43,21 @@ pub struct Translation {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TranslateError {
-    #[error("{file}:{line}: {object}: {field}: unsupported Istio feature: {reason}")]
-    Unsupported { object: ObjectKey, file: String, line: usize, field: String, reason: String },
+    #[error(transparent)]
+    Unsupported(Box<Unsupported>),
     #[error("the registry has no workload named {0:?}")]
     UnknownWorkload(String),
+}
+
+/// A field of the Istio API the translator does not implement.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}:{line}: {object}: {field}: unsupported Istio feature: {reason}")]
+pub struct Unsupported {
+    pub object: ObjectKey,
+    pub file: String,
+    pub line: usize,
+    pub field: String,
+    pub reason: String,
 }
 
 impl TranslateError {
@@ -53,13 +67,13 @@ impl TranslateError {
         field: &str,
         reason: &str,
     ) -> TranslateError {
-        TranslateError::Unsupported {
+        TranslateError::Unsupported(Box::new(Unsupported {
             object: key.clone(),
             file: object.source.file.display().to_string(),
             line: object.source.line,
             field: field.to_string(),
             reason: reason.to_string(),
-        }
+        }))
     }
 }
 
@@ -94,4 +108,3 @@ pub fn translate(
     };
     Ok(Translation { sidecar, gateway })
 }
-

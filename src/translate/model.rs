@@ -77,8 +77,10 @@ pub(crate) struct EffectivePolicy {
 
 impl EffectivePolicy {
     fn merge(&mut self, policy: &TrafficPolicy, port: u32) {
-        let level =
-            policy.port_level_settings.iter().find(|l| l.port.as_ref().map(|p| p.number) == Some(port));
+        let level = policy
+            .port_level_settings
+            .iter()
+            .find(|l| l.port.as_ref().map(|p| p.number) == Some(port));
         let (load_balancer, tls) = match level {
             Some(level) => (&level.load_balancer, &level.tls),
             None => (&policy.load_balancer, &policy.tls),
@@ -134,14 +136,21 @@ impl<'a> MeshModel<'a> {
                     let host = qualify(&rule.host, &key.namespace);
                     // Istio merges rules for one host; the first (oldest) one's policy wins. The
                     // applied config is ordered by key, which stands in for creation time.
-                    destination_rules.entry(host).or_insert(AppliedRule { rule });
+                    destination_rules
+                        .entry(host)
+                        .or_insert(AppliedRule { rule });
                 }
                 Spec::VirtualService(vs) => virtual_services.push((key.clone(), vs)),
                 Spec::Gateway(gw) => gateways.push((key.clone(), gw)),
             }
         }
         services.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        Ok(MeshModel { services, destination_rules, virtual_services, gateways })
+        Ok(MeshModel {
+            services,
+            destination_rules,
+            virtual_services,
+            gateways,
+        })
     }
 
     pub fn service(&self, hostname: &str) -> Option<&Service> {
@@ -158,7 +167,10 @@ fn service_entry_services(
     object: &IstioObject,
     entry: &crate::istio::ServiceEntry,
 ) -> Result<Vec<Service>, TranslateError> {
-    if !matches!(entry.resolution, Resolution::Dns | Resolution::DnsRoundRobin) {
+    if !matches!(
+        entry.resolution,
+        Resolution::Dns | Resolution::DnsRoundRobin
+    ) {
         return Err(TranslateError::unsupported(
             key,
             object,

@@ -4,7 +4,9 @@
 use envoy_types::pb::envoy::config::route::v3::{
     Decorator, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
     retry_policy::{RetryHostPredicate, retry_host_predicate},
-    route::Action, route_action::ClusterSpecifier, route_match::PathSpecifier,
+    route::Action,
+    route_action::ClusterSpecifier,
+    route_match::PathSpecifier,
     weighted_cluster::ClusterWeight,
 };
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
@@ -41,7 +43,9 @@ impl Context {
         if vs.gateways.is_empty() {
             return *self == Context::Mesh;
         }
-        vs.gateways.iter().any(|g| self.is_named_by(g, vs_namespace))
+        vs.gateways
+            .iter()
+            .any(|g| self.is_named_by(g, vs_namespace))
     }
 }
 
@@ -83,8 +87,10 @@ fn applies(rule: &HttpRoute, context: &Context, vs_namespace: &str, port: u32) -
         return true;
     }
     rule.matches.iter().any(|m| {
-        let gateway_ok =
-            m.gateways.is_empty() || m.gateways.iter().any(|g| context.is_named_by(g, vs_namespace));
+        let gateway_ok = m.gateways.is_empty()
+            || m.gateways
+                .iter()
+                .any(|g| context.is_named_by(g, vs_namespace));
         gateway_ok && m.port.is_none_or(|p| p == port)
     })
 }
@@ -95,13 +101,18 @@ fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port:
         .iter()
         .map(|d| {
             let host = qualify(&d.destination.host, vs_namespace);
-            let dest_port = d.destination.port.as_ref().map(|p| p.number).unwrap_or_else(|| {
-                // No port: the service's only port, else the port the request came in on.
-                match model.service(&host).map(|s| s.ports.as_slice()) {
-                    Some([only]) => only.number,
-                    _ => port,
-                }
-            });
+            let dest_port = d
+                .destination
+                .port
+                .as_ref()
+                .map(|p| p.number)
+                .unwrap_or_else(|| {
+                    // No port: the service's only port, else the port the request came in on.
+                    match model.service(&host).map(|s| s.ports.as_slice()) {
+                        Some([only]) => only.number,
+                        _ => port,
+                    }
+                });
             let cluster = clusters::name(dest_port, d.destination.subset.as_deref(), &host);
             (cluster, d.weight.unwrap_or(0))
         })
@@ -136,7 +147,11 @@ fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port:
 
 /// The route a service gets when no VirtualService speaks for it.
 pub(crate) fn default_route(cluster: String, host: &str, port: u32) -> Route {
-    route("default".into(), ClusterSpecifier::Cluster(cluster), format!("{host}:{port}/*"))
+    route(
+        "default".into(),
+        ClusterSpecifier::Cluster(cluster),
+        format!("{host}:{port}/*"),
+    )
 }
 
 fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route {
@@ -151,13 +166,19 @@ fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route 
             max_grpc_timeout: Some(seconds(0)),
             ..Default::default()
         })),
-        decorator: Some(Decorator { operation, ..Default::default() }),
+        decorator: Some(Decorator {
+            operation,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 pub(crate) fn prefix_match() -> RouteMatch {
-    RouteMatch { path_specifier: Some(PathSpecifier::Prefix("/".into())), ..Default::default() }
+    RouteMatch {
+        path_specifier: Some(PathSpecifier::Prefix("/".into())),
+        ..Default::default()
+    }
 }
 
 /// Istio's default retry policy: two retries on connection-level failures, each on another host.
@@ -178,5 +199,11 @@ fn retry_policy() -> RetryPolicy {
 }
 
 pub(crate) fn virtual_host(name: String, domains: Vec<String>, routes: Vec<Route>) -> VirtualHost {
-    VirtualHost { name, domains, routes, include_request_attempt_count: true, ..Default::default() }
+    VirtualHost {
+        name,
+        domains,
+        routes,
+        include_request_attempt_count: true,
+        ..Default::default()
+    }
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
-use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, Route, RouteConfiguration, VirtualHost, route::Action,
 };
+use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
 
@@ -26,7 +26,12 @@ fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
     model
         .services
         .iter()
-        .flat_map(|s| s.ports.iter().filter(|p| p.protocol.is_http()).map(|p| p.number))
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter(|p| p.protocol.is_http())
+                .map(|p| p.number)
+        })
         .collect()
 }
 
@@ -48,8 +53,10 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
         let Some(vip) = &service.vip else { continue };
         for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
             let cluster = clusters::name(port.number, None, &service.hostname);
-            let chain =
-                FilterChain { filters: vec![tcp_proxy(&cluster, &cluster)], ..Default::default() };
+            let chain = FilterChain {
+                filters: vec![tcp_proxy(&cluster, &cluster)],
+                ..Default::default()
+            };
             let mut tcp = listener(vip, port.number, false, vec![chain]);
             tcp.continue_on_listener_filters_timeout = true;
             tcp.listener_filters_timeout = Some(super::envoy_build::seconds(0));
@@ -73,7 +80,9 @@ fn virtual_outbound(policy: OutboundTrafficPolicy) -> Listener {
             FilterChain {
                 name: BLACKHOLE_CHAIN.into(),
                 filter_chain_match: Some(FilterChainMatch {
-                    destination_port: Some(UInt32Value { value: VIRTUAL_OUTBOUND_PORT }),
+                    destination_port: Some(UInt32Value {
+                        value: VIRTUAL_OUTBOUND_PORT,
+                    }),
                     ..Default::default()
                 }),
                 filters: vec![tcp_proxy(clusters::BLACKHOLE, clusters::BLACKHOLE)],

@@ -97,10 +97,15 @@ mod tests {
         ));
         assert_eq!(
             targets.into_iter().collect::<Vec<_>>(),
-            [("edition.cnn.com".to_string(), 443), ("example.com".to_string(), 443)]
+            [
+                ("edition.cnn.com".to_string(), 443),
+                ("example.com".to_string(), 443)
+            ]
         );
         assert_eq!(
-            url_targets(&args("curl http://edition.cnn.com/politics")).into_iter().collect::<Vec<_>>(),
+            url_targets(&args("curl http://edition.cnn.com/politics"))
+                .into_iter()
+                .collect::<Vec<_>>(),
             [("edition.cnn.com".to_string(), 80)]
         );
     }
@@ -114,7 +119,9 @@ mod tests {
         );
         assert_eq!(
             argv,
-            args("curl -s http://a/ --connect-to a:80:127.0.0.1:4000 --cacert /run/ca.pem --noproxy *")
+            args(
+                "curl -s http://a/ --connect-to a:80:127.0.0.1:4000 --cacert /run/ca.pem --noproxy *"
+            )
         );
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendError, StepError, StepReport};
+use crate::backend::{Backend, BackendError, Rejection, StepError, StepReport};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey};
 use crate::local_network::{self, LocalNetwork, PortKey};
@@ -85,7 +85,10 @@ pub enum LocalError {
     #[error("the origin's certificates: {0}")]
     Pki(#[from] crate::origin::PkiError),
     #[error("writing the run's CA to {path}: {source}")]
-    WriteCa { path: PathBuf, source: std::io::Error },
+    WriteCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("starting the origin: {0}")]
     Origin(#[from] crate::origin::OriginError),
     #[error("starting the control plane: {0}")]
@@ -95,7 +98,10 @@ pub enum LocalError {
     #[error("the baseline config: {0}")]
     Baseline(String),
     #[error("starting the {proxy} Envoy: {source}")]
-    Envoy { proxy: ProxyRole, source: crate::envoy::EnvoyError },
+    Envoy {
+        proxy: ProxyRole,
+        source: crate::envoy::EnvoyError,
+    },
     #[error("the {proxy} Envoy did not take its first config: {message}")]
     FirstAck { proxy: ProxyRole, message: String },
 }
@@ -148,7 +154,10 @@ impl LocalBackend {
         let pki = Arc::new(RunPki::generate(&hosts)?);
         let ca_file = dir_path.join("ca.pem");
         pki.write_ca_pem(&ca_file)
-            .map_err(|source| LocalError::WriteCa { path: ca_file.clone(), source })?;
+            .map_err(|source| LocalError::WriteCa {
+                path: ca_file.clone(),
+                source,
+            })?;
         let origin = Origin::start(OriginConfig {
             pki,
             hosts,
@@ -190,9 +199,11 @@ impl LocalBackend {
             .map_err(|e| LocalError::Baseline(e.to_string()))?;
         backend.publish(&baseline);
         backend.current = baseline;
-        let xds_addr = backend.xds.as_ref().map(XdsServer::addr).ok_or_else(|| {
-            LocalError::Baseline("the control plane stopped".into())
-        })?;
+        let xds_addr = backend
+            .xds
+            .as_ref()
+            .map(XdsServer::addr)
+            .ok_or_else(|| LocalError::Baseline("the control plane stopped".into()))?;
         let started = futures::future::join_all(ProxyRole::ALL.map(|role| {
             let workload = backend
                 .registry
@@ -211,7 +222,10 @@ impl LocalBackend {
         }))
         .await;
         for (role, result) in started {
-            let process = result.map_err(|source| LocalError::Envoy { proxy: role, source })?;
+            let process = result.map_err(|source| LocalError::Envoy {
+                proxy: role,
+                source,
+            })?;
             backend.proxies.insert(role, process);
         }
         for role in ProxyRole::ALL {
@@ -219,7 +233,10 @@ impl LocalBackend {
                 .handle
                 .wait_acked(&backend.node_ids[&role], ACK_TIMEOUT)
                 .await
-                .map_err(|e| LocalError::FirstAck { proxy: role, message: e.to_string() })?;
+                .map_err(|e| LocalError::FirstAck {
+                    proxy: role,
+                    message: e.to_string(),
+                })?;
         }
         Ok(backend)
     }
@@ -228,10 +245,12 @@ impl LocalBackend {
     fn prepare(&mut self, config: &AppliedConfig) -> Result<Translation, StepError> {
         let istio = translate(config, &self.registry, &self.mesh, &self.workloads)?;
         for key in local_network::required_ports(&istio, &self.registry, &self.external_ports) {
-            if !self.reservations.contains_key(&key) {
-                let reservation = PortReservation::reserve()
-                    .map_err(|e| StepError::Backend(format!("reserving a loopback port: {e}")))?;
-                self.reservations.insert(key, reservation);
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.reservations.entry(key) {
+                slot.insert(
+                    PortReservation::reserve().map_err(|e| {
+                        StepError::Backend(format!("reserving a loopback port: {e}"))
+                    })?,
+                );
             }
         }
         local_network::localize(&istio, &self.registry, &self.network())
@@ -241,17 +260,31 @@ impl LocalBackend {
     fn network(&self) -> LocalNetwork {
         let origin = self.origin.as_ref();
         LocalNetwork {
-            ports: self.reservations.iter().map(|(k, r)| (k.clone(), r.port())).collect(),
-            origin_http: origin.map(Origin::http_addr).unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
-            origin_tls: origin.map(Origin::tls_addr).unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+            ports: self
+                .reservations
+                .iter()
+                .map(|(k, r)| (k.clone(), r.port()))
+                .collect(),
+            origin_http: origin
+                .map(Origin::http_addr)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+            origin_tls: origin
+                .map(Origin::tls_addr)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
             roots_file: self.ca_file.clone(),
             external_ports: self.external_ports.clone(),
         }
     }
 
     fn publish(&self, translation: &Translation) {
-        self.handle.publish(&self.node_ids[&ProxyRole::Sidecar], translation.sidecar.clone());
-        self.handle.publish(&self.node_ids[&ProxyRole::EgressGateway], translation.gateway.clone());
+        self.handle.publish(
+            &self.node_ids[&ProxyRole::Sidecar],
+            translation.sidecar.clone(),
+        );
+        self.handle.publish(
+            &self.node_ids[&ProxyRole::EgressGateway],
+            translation.gateway.clone(),
+        );
     }
 
     /// Push `config` to both proxies and wait until both have ACKed it.
@@ -269,21 +302,32 @@ impl LocalBackend {
         for (role, result) in futures::future::join_all(waits).await {
             match result {
                 Ok(_) => {}
-                Err(XdsError::Nacked { type_url, version, message, .. }) => {
-                    return Err(StepError::Rejected {
+                Err(XdsError::Nacked {
+                    type_url,
+                    version,
+                    message,
+                    ..
+                }) => {
+                    return Err(StepError::Rejected(Box::new(Rejection {
                         proxy: role,
                         type_url: type_url.to_string(),
                         version: version.to_string(),
                         detail: message,
-                    });
+                    })));
                 }
                 Err(other) => {
-                    let log = self.proxies.get(&role).map(|p| p.log_tail(10)).unwrap_or_default();
+                    let log = self
+                        .proxies
+                        .get(&role)
+                        .map(|p| p.log_tail(10))
+                        .unwrap_or_default();
                     return Err(StepError::Backend(format!("{role}: {other}\n{log}")));
                 }
             }
         }
-        Ok(StepReport { latency: started.elapsed() })
+        Ok(StepReport {
+            latency: started.elapsed(),
+        })
     }
 
     fn proxy(&mut self, role: ProxyRole, action: &str) -> Result<&EnvoyProcess, BackendError> {
@@ -296,7 +340,10 @@ impl LocalBackend {
             return Err(BackendError {
                 backend: "local",
                 action: action.to_string(),
-                message: format!("the {role} Envoy exited ({status}); its log ends:\n{}", process.log_tail(15)),
+                message: format!(
+                    "the {role} Envoy exited ({status}); its log ends:\n{}",
+                    process.log_tail(15)
+                ),
             });
         }
         Ok(process)
@@ -327,20 +374,35 @@ impl LocalBackend {
         }
         let example = CommandLine {
             name: "example".into(),
-            argv: ["curl", "-sL", "-o", "/dev/null", "-D", "-", "http://edition.cnn.com/politics"]
-                .map(String::from)
-                .to_vec(),
+            argv: [
+                "curl",
+                "-sL",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "http://edition.cnn.com/politics",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         if let Ok(argv) = self.command_argv(&example) {
-            let line = CommandLine { name: String::new(), argv };
-            out.push_str(&format!("the tutorial's curl, as the sleep pod runs it:\n  {line}\n"));
+            let line = CommandLine {
+                name: String::new(),
+                argv,
+            };
+            out.push_str(&format!(
+                "the tutorial's curl, as the sleep pod runs it:\n  {line}\n"
+            ));
         }
         out
     }
 
     fn command_argv(&self, command: &CommandLine) -> Result<Vec<String>, String> {
-        let mut hosts: BTreeSet<String> =
-            curl::url_targets(&command.argv).into_iter().map(|(h, _)| h).collect();
+        let mut hosts: BTreeSet<String> = curl::url_targets(&command.argv)
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect();
         for (_, object) in self.config.iter() {
             if let crate::istio::Spec::ServiceEntry(se) = &object.spec {
                 hosts.extend(se.hosts.iter().cloned());
@@ -353,7 +415,13 @@ impl LocalBackend {
         let mut connect_to = Vec::new();
         for host in &hosts {
             for port in &ports {
-                match local_network::connect_to(host, *port, &self.current.sidecar.listeners, &self.registry, &net) {
+                match local_network::connect_to(
+                    host,
+                    *port,
+                    &self.current.sidecar.listeners,
+                    &self.registry,
+                    &net,
+                ) {
                     Ok(local) => connect_to.push((host.clone(), *port, local)),
                     Err(local_network::LocalizeError::NoRoute { .. }) => {}
                     Err(e) => return Err(e.to_string()),
@@ -366,12 +434,18 @@ impl LocalBackend {
     /// Stop everything, then check that nothing of the run is left: no Envoy process, no held or
     /// bound port, no directory (unless it was to be kept).
     pub async fn shutdown(mut self) -> CleanupReport {
-        let mut report = CleanupReport { dir: self.dir_path.clone(), dir_kept: self.keep_dir, ..Default::default() };
+        let mut report = CleanupReport {
+            dir: self.dir_path.clone(),
+            dir_kept: self.keep_dir,
+            ..Default::default()
+        };
         for (role, process) in std::mem::take(&mut self.proxies) {
             let pid = process.pid();
             report.envoy_pids.push(pid);
             if let Err(e) = process.shutdown().await {
-                report.leftovers.push(format!("the {role} Envoy (pid {pid}) did not stop: {e}"));
+                report
+                    .leftovers
+                    .push(format!("the {role} Envoy (pid {pid}) did not stop: {e}"));
             }
         }
         if let Some(xds) = self.xds.take() {
@@ -380,13 +454,19 @@ impl LocalBackend {
         if let Some(origin) = self.origin.take() {
             origin.shutdown().await;
         }
-        report.ports = self.reservations.values().map(PortReservation::port).collect();
+        report.ports = self
+            .reservations
+            .values()
+            .map(PortReservation::port)
+            .collect();
         self.reservations.clear();
         if let Some(dir) = self.dir.take() {
             if self.keep_dir {
                 let _ = dir.keep();
             } else if let Err(e) = dir.close() {
-                report.leftovers.push(format!("removing {}: {e}", report.dir.display()));
+                report
+                    .leftovers
+                    .push(format!("removing {}: {e}", report.dir.display()));
             }
         }
         report.leftovers.extend(leftovers(&report));
@@ -450,18 +530,26 @@ impl Backend for LocalBackend {
     }
 
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
-        let error = |message: String| BackendError { backend: "local", action: format!("running {}", command.name), message };
+        let error = |message: String| BackendError {
+            backend: "local",
+            action: format!("running {}", command.name),
+            message,
+        };
         let argv = self.command_argv(command).map_err(error)?;
         curl::run(&argv).await.map_err(|e| error(e.to_string()))
     }
 
     async fn config_dump(&mut self, proxy: ProxyRole) -> Result<Value, BackendError> {
         let process = self.proxy(proxy, "reading config_dump")?;
-        process.admin().config_dump().await.map_err(|e| BackendError {
-            backend: "local",
-            action: format!("reading the {proxy}'s config_dump"),
-            message: e.to_string(),
-        })
+        process
+            .admin()
+            .config_dump()
+            .await
+            .map_err(|e| BackendError {
+                backend: "local",
+                action: format!("reading the {proxy}'s config_dump"),
+                message: e.to_string(),
+            })
     }
 
     async fn stats(&mut self, proxy: ProxyRole) -> Result<BTreeMap<String, u64>, BackendError> {
@@ -479,7 +567,13 @@ impl Backend for LocalBackend {
             origin
                 .requests()
                 .into_iter()
-                .map(|r| OriginHit { host: r.host, path: r.path, tls: r.tls, sni: r.sni, status: r.status })
+                .map(|r| OriginHit {
+                    host: r.host,
+                    path: r.path,
+                    tls: r.tls,
+                    sni: r.sni,
+                    status: r.status,
+                })
                 .collect(),
         )
     }
