@@ -16,6 +16,8 @@ use crate::suite::{Check, CheckKind, CommandCheck, Stage, Step, Suite};
 
 /// How often an unsettled config expectation is looked at again.
 const POLL: Duration = Duration::from_millis(25);
+/// The pause before a failing command is run again, where the backend retries commands.
+const COMMAND_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// What a run found, for exit codes and benchmarks.
 #[derive(Debug, Clone, Default)]
@@ -238,7 +240,22 @@ async fn run_check<B: Backend>(
     snapshots: &BTreeMap<String, Snapshot>,
 ) -> Result<Vec<Outcome>, BackendError> {
     match &check.kind {
-        CheckKind::Command(command) => run_command_check(command, backend, reporter).await,
+        CheckKind::Command(command) => {
+            let Some(window) = backend.command_retry() else {
+                return run_command_check(command, backend, reporter).await;
+            };
+            let deadline = Instant::now() + window;
+            let started = Instant::now();
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let outcomes = run_command_check(command, backend, reporter).await?;
+                if outcomes.iter().all(|o| o.passed) || Instant::now() >= deadline {
+                    return Ok(with_attempts(outcomes, attempts, started));
+                }
+                tokio::time::sleep(COMMAND_RETRY_PAUSE).await;
+            }
+        }
         CheckKind::Proxy { proxy, expect } => {
             let (proxy, expect) = (*proxy, expect.clone());
             settle(
@@ -344,6 +361,24 @@ async fn settle<B: Backend>(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Say how many attempts a verdict took, when it took more than one.
+fn with_attempts(outcomes: Vec<Outcome>, attempts: usize, started: Instant) -> Vec<Outcome> {
+    if attempts == 1 {
+        return outcomes;
+    }
+    let note = format!("{attempts} attempts over {:.1?}", started.elapsed());
+    outcomes
+        .into_iter()
+        .map(|o| {
+            let note = match &o.note {
+                Some(n) => format!("{n}; {note}"),
+                None => note.clone(),
+            };
+            o.with_note(note)
+        })
+        .collect()
 }
 
 async fn run_command_check<B: Backend>(

@@ -575,6 +575,75 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--keep`: after the run the mesh stays up and reachable until Ctrl-C; then it stops, and only
+/// the run's directory (logs, bootstraps, CA) stays, as promised.
+fn keep_leaves_the_mesh_up_until_ctrl_c() -> Result<(), Failed> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = binary()
+        .args(["run", "--keep"])
+        .env("ENVOY_BIN", envoy()?.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut admin = None;
+    loop {
+        let Some(line) = lines.next() else {
+            let _ = child.kill();
+            return Err("the run ended without offering to keep the mesh".into());
+        };
+        let line = line.map_err(|e| e.to_string())?;
+        if let Some(rest) = line.strip_prefix("egress-gateway: admin http://") {
+            admin = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("Press Ctrl-C to stop it") {
+            break;
+        }
+    }
+    let admin = admin.ok_or("no admin address for the gateway was printed")?;
+    let envoys = children_named(child.id(), "envoy");
+    // The gateway answers on its admin API while the harness waits.
+    let mut stream = std::net::TcpStream::connect(&admin).map_err(|e| format!("{admin}: {e}"))?;
+    stream
+        .write_all(b"GET /ready HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if !answer.contains("LIVE") {
+        let _ = child.kill();
+        return Err(format!("the kept gateway is not live: {answer}").into());
+    }
+    // SAFETY: kill(2) with a valid pid of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let kept = rest
+        .iter()
+        .find_map(|l| l.strip_prefix("kept: "))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("no `kept:` line after Ctrl-C: {rest:?}"))?;
+    let dir_there = kept.join("sidecar").join("envoy.log").exists();
+    let _ = std::fs::remove_dir_all(&kept);
+    if status.code() != Some(0) {
+        return Err(format!("exit {status} after a passing, kept run").into());
+    }
+    if !dir_there {
+        return Err(format!("{} was not kept", kept.display()).into());
+    }
+    if envoys.len() != 2
+        || envoys
+            .iter()
+            .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        return Err(format!("the kept Envoys {envoys:?} did not stop on Ctrl-C").into());
+    }
+    Ok(())
+}
+
 /// The pids of `parent`'s children whose command is `name`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -62,6 +62,11 @@ pub trait Backend {
     fn reaches_live_site(&self) -> bool;
     /// How long a config expectation may take to hold before it fails (eventual consistency).
     fn settle_timeout(&self) -> Duration;
+    /// How long a failing command check is re-run before it fails: `None` runs it once, for
+    /// backends whose config is in force once a step returns.
+    fn command_retry(&self) -> Option<Duration> {
+        None
+    }
     /// `kubectl apply -f <file>`: returns once every proxy has the result.
     async fn apply(&mut self, objects: &[IstioObject]) -> Result<StepReport, StepError>;
     /// `kubectl delete <kind> <name>`: returns once every proxy has the result.
