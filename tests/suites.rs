@@ -607,7 +607,7 @@ fn keep_leaves_the_mesh_up_until_ctrl_c() -> Result<(), Failed> {
     // The gateway answers on its admin API while the harness waits.
     let mut stream = std::net::TcpStream::connect(&admin).map_err(|e| format!("{admin}: {e}"))?;
     stream
-        .write_all(b"GET /ready HTTP/1.0\r\n\r\n")
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
         .map_err(|e| e.to_string())?;
     let mut answer = String::new();
     stream
@@ -705,6 +705,10 @@ fn main() {
     trials.push(Trial::test(
         "cleanup::interrupted_run",
         interrupted_run_cleans_up,
+    ));
+    trials.push(Trial::test(
+        "cleanup::keep_until_ctrl_c",
+        keep_leaves_the_mesh_up_until_ctrl_c,
     ));
     trials.extend(bad_input_trials());
     libtest_mimic::run(&args, trials).exit();

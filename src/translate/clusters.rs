@@ -31,7 +31,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
-use crate::istio::{SimpleLb, TlsMode};
+use crate::istio::{Protocol, SimpleLb, TlsMode};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
 
 use super::envoy_build::{ads, any, seconds, socket_address};
@@ -69,6 +69,7 @@ pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssi
                     .unwrap_or_default();
                 let mut cluster = base_cluster(&cluster_name, service, port);
                 cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
+                set_http_options(&mut cluster, port, None);
                 if let Some(tls) = policy.tls.as_ref().filter(|t| t.mode == TlsMode::Simple) {
                     apply_simple_tls(&mut cluster, tls, port);
                 }
@@ -203,24 +204,42 @@ fn apply_simple_tls(
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
     });
     if tls.sni.is_none() && port.protocol.is_http() {
-        let options = HttpProtocolOptions {
-            upstream_http_protocol_options: Some(UpstreamHttpProtocolOptions {
-                auto_sni: true,
-                auto_san_validation: tls.insecure_skip_verify != Some(true),
-                ..Default::default()
-            }),
-            upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-                ExplicitHttpConfig {
-                    protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
-                        Http1ProtocolOptions::default(),
-                    )),
-                },
-            )),
+        let auto = UpstreamHttpProtocolOptions {
+            auto_sni: true,
+            auto_san_validation: tls.insecure_skip_verify != Some(true),
             ..Default::default()
         };
-        cluster.typed_extension_protocol_options =
-            HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&options))]);
+        set_http_options(cluster, port, Some(auto));
     }
+}
+
+/// The upstream HTTP options istiod sets: explicit HTTP/2 for `http2`/`grpc` ports, and
+/// automatic SNI when TLS is originated without a fixed SNI (then explicit HTTP/1.1 otherwise).
+fn set_http_options(
+    cluster: &mut Cluster,
+    port: &ServicePort,
+    auto: Option<UpstreamHttpProtocolOptions>,
+) {
+    let h2 = matches!(port.protocol, Protocol::Http2 | Protocol::Grpc);
+    if !h2 && auto.is_none() {
+        return;
+    }
+    let protocol_config = if h2 {
+        ProtocolConfig::Http2ProtocolOptions(Default::default())
+    } else {
+        ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default())
+    };
+    let options = HttpProtocolOptions {
+        upstream_http_protocol_options: auto,
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(protocol_config),
+            },
+        )),
+        ..Default::default()
+    };
+    cluster.typed_extension_protocol_options =
+        HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&options))]);
 }
 
 /// Istio leaves connection limits to the DestinationRule: every threshold at its maximum.

@@ -133,11 +133,10 @@ pub(crate) fn routes(
             if virtual_hosts.is_empty() {
                 // Nothing bound: one host that matches everything and has no route, so Envoy
                 // answers 404.
-                virtual_hosts.push(routes::virtual_host(
-                    format!("blackhole:{port}"),
-                    vec!["*".into()],
-                    Vec::new(),
-                ));
+                let mut blackhole =
+                    routes::virtual_host(format!("blackhole:{port}"), vec!["*".into()], Vec::new());
+                blackhole.include_request_attempt_count = false;
+                virtual_hosts.push(blackhole);
             }
             RouteConfiguration {
                 name: gl.route_config.clone(),

@@ -108,3 +108,6 @@ pub fn translate(
     };
     Ok(Translation { sidecar, gateway })
 }
+
+#[cfg(test)]
+mod tests;

@@ -78,7 +78,7 @@ pub(crate) fn from_virtual_service(
     vs.http
         .iter()
         .filter(|rule| applies(rule, context, &key.namespace, port))
-        .map(|rule| rule_route(model, &key.namespace, rule, port))
+        .map(|rule| rule_route(model, key, rule, port))
         .collect()
 }
 
@@ -95,8 +95,9 @@ fn applies(rule: &HttpRoute, context: &Context, vs_namespace: &str, port: u32) -
     })
 }
 
-fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port: u32) -> Route {
-    let targets: Vec<(String, u32)> = rule
+fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u32) -> Route {
+    let vs_namespace = key.namespace.as_str();
+    let targets: Vec<(String, String, u32, u32)> = rule
         .route
         .iter()
         .map(|d| {
@@ -114,29 +115,29 @@ fn rule_route(model: &MeshModel<'_>, vs_namespace: &str, rule: &HttpRoute, port:
                     }
                 });
             let cluster = clusters::name(dest_port, d.destination.subset.as_deref(), &host);
-            (cluster, d.weight.unwrap_or(0))
+            (cluster, host, dest_port, d.weight.unwrap_or(0))
         })
         .collect();
-    let first = &rule.route[0].destination;
-    let operation = format!(
-        "{}:{}/*",
-        qualify(&first.host, vs_namespace),
-        first.port.as_ref().map(|p| p.number).unwrap_or(port)
-    );
-    let specifier = if let [(cluster, _)] = targets.as_slice() {
-        ClusterSpecifier::Cluster(cluster.clone())
+    // As istiod names the operation: the one destination's host and cluster port, or the
+    // VirtualService and the listener port when traffic is split.
+    let (specifier, operation) = if let [(cluster, host, dest_port, _)] = targets.as_slice() {
+        (
+            ClusterSpecifier::Cluster(cluster.clone()),
+            format!("{host}:{dest_port}/*"),
+        )
     } else {
-        ClusterSpecifier::WeightedClusters(WeightedCluster {
+        let split = ClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters: targets
                 .iter()
-                .map(|(name, weight)| ClusterWeight {
+                .map(|(name, _, _, weight)| ClusterWeight {
                     name: name.clone(),
                     weight: Some(UInt32Value { value: *weight }),
                     ..Default::default()
                 })
                 .collect(),
             ..Default::default()
-        })
+        });
+        (split, format!("{}:{port}/*", key.name))
     };
     let mut route = route(rule.name.clone().unwrap_or_default(), specifier, operation);
     if let Some(m) = &mut route.r#match {
