@@ -34,17 +34,7 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
         ProxyExpectation::Listener { name, present, rds } => {
             let what = format!("{proxy}: listener {name}");
             let Some(listener) = config.listeners.get(name) else {
-                return Outcome {
-                    what,
-                    passed: !present,
-                    expected: if *present {
-                        "present".into()
-                    } else {
-                        "absent".into()
-                    },
-                    actual: "absent".into(),
-                    note: None,
-                };
+                return absent(what, *present);
             };
             if !present {
                 return Outcome {
@@ -164,17 +154,7 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
         } => {
             let what = format!("{proxy}: cluster {name}");
             let Some(cluster) = config.clusters.get(name) else {
-                return Outcome {
-                    what,
-                    passed: !present,
-                    expected: if *present {
-                        "present".into()
-                    } else {
-                        "absent".into()
-                    },
-                    actual: "absent".into(),
-                    note: None,
-                };
+                return absent(what, *present);
             };
             let mut expected = vec![if *present { "present" } else { "absent" }.to_string()];
             let mut actual = vec!["present".to_string()];
@@ -206,6 +186,17 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 note: None,
             }
         }
+    }
+}
+
+/// The verdict on something the config does not have.
+fn absent(what: String, present: bool) -> Outcome {
+    Outcome {
+        what,
+        passed: !present,
+        expected: if present { "present" } else { "absent" }.into(),
+        actual: "absent".into(),
+        note: None,
     }
 }
 
