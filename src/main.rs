@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use egress_conformance::envoy::find_or_install;
-use egress_conformance::report::Transcript;
+use egress_conformance::report::{Junit, Tee, Transcript};
 use egress_conformance::session::{AfterRun, run_local, validate};
 use egress_conformance::suite::{Suite, discover, load_suite};
 
@@ -37,6 +37,9 @@ enum Command {
         /// Print passing expectations too.
         #[arg(long, short)]
         verbose: bool,
+        /// Also write a JUnit XML report (one test case per stage) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -69,7 +72,8 @@ fn main() -> ExitCode {
                 suites,
                 keep,
                 verbose,
-            } => run(suites, keep, verbose).await,
+                junit,
+            } => run(suites, keep, verbose, junit).await,
             Command::Bench { suites, runs } => bench(suites, runs).await,
         }
     });
@@ -124,12 +128,36 @@ async fn interrupted() {
     }
 }
 
-async fn run(paths: Vec<PathBuf>, keep: bool, verbose: bool) -> Result<bool, Fatal> {
+async fn run(
+    paths: Vec<PathBuf>,
+    keep: bool,
+    verbose: bool,
+    junit_file: Option<PathBuf>,
+) -> Result<bool, Fatal> {
     let suites = load_all(paths)?;
     let envoy = envoy()?;
+    let mut junit = Junit::new();
+    let result = run_suites(&suites, envoy, keep, verbose, &mut junit).await;
+    if let Some(file) = junit_file {
+        let xml = junit
+            .to_xml()
+            .map_err(|e| Fatal(format!("writing JUnit XML: {e}")))?;
+        std::fs::write(&file, xml).map_err(|e| Fatal(format!("{}: {e}", file.display())))?;
+    }
+    result
+}
+
+async fn run_suites(
+    suites: &[Suite],
+    envoy: egress_conformance::envoy::EnvoyBinary,
+    keep: bool,
+    verbose: bool,
+    junit: &mut Junit,
+) -> Result<bool, Fatal> {
     let mut all_passed = true;
-    for suite in &suites {
+    for suite in suites {
         let mut transcript = Transcript::new(std::io::stdout(), verbose);
+        let mut reporters = Tee(vec![&mut transcript, &mut *junit]);
         let after = if keep {
             AfterRun::Keep {
                 until: Box::pin(std::future::pending()),
@@ -138,7 +166,7 @@ async fn run(paths: Vec<PathBuf>, keep: bool, verbose: bool) -> Result<bool, Fat
         } else {
             AfterRun::Stop
         };
-        let outcome = run_local(suite, envoy.clone(), &mut transcript, interrupted(), after)
+        let outcome = run_local(suite, envoy.clone(), &mut reporters, interrupted(), after)
             .await
             .map_err(|e| Fatal(format!("{}: local backend: {e}", suite.file.display())))?;
         for leftover in &outcome.cleanup.leftovers {

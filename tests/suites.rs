@@ -644,6 +644,43 @@ fn keep_leaves_the_mesh_up_until_ctrl_c() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--junit`: one case per stage; the failing stage carries its failures and its transcript.
+fn junit_report_of_a_failing_run() -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    ws.edit(
+        &fixture_path("04-destinationrule-originate-tls.yaml"),
+        "mode: SIMPLE",
+        "mode: DISABLE",
+    )?;
+    let xml_file = ws.path("report.xml");
+    let output = binary()
+        .arg("run")
+        .arg(ws.suite())
+        .arg("--junit")
+        .arg(&xml_file)
+        .env("ENVOY_BIN", envoy()?.path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.code() != Some(1) {
+        return Err(format!("exit {:?}, expected 1", output.status.code()).into());
+    }
+    let xml = std::fs::read_to_string(&xml_file).map_err(|e| e.to_string())?;
+    let wanted = [
+        r#"tests="6""#,
+        r#"failures="1""#,
+        r#"<testcase name="04 originate-tls""#,
+        "politics: status lines (suite line",
+        "expected [HTTP/1.1 200 OK], got [HTTP/1.1 400 Bad Request]",
+        "-- stage 4: originate-tls",
+    ];
+    for needle in wanted {
+        if !xml.contains(needle) {
+            return Err(format!("the JUnit report lacks {needle:?}:\n{xml}").into());
+        }
+    }
+    Ok(())
+}
+
 /// The pids of `parent`'s children whose command is `name`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -705,6 +742,10 @@ fn main() {
     trials.push(Trial::test(
         "cleanup::interrupted_run",
         interrupted_run_cleans_up,
+    ));
+    trials.push(Trial::test(
+        "report::junit_of_a_failing_run",
+        junit_report_of_a_failing_run,
     ));
     trials.push(Trial::test(
         "cleanup::keep_until_ctrl_c",

@@ -2,9 +2,11 @@
 //! `impl Write`, so what they print is testable.
 
 mod events;
+mod junit;
 mod transcript;
 
 pub use events::{Event, Reporter};
+pub use junit::Junit;
 pub use transcript::Transcript;
 
 /// Sends every event to several reporters.
