@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Bring up a kind cluster with Istio (demo profile, which has istio-egressgateway) and the sleep
+# sample, by hand. `egress-conformance run --backend kind --context kind-$CLUSTER_NAME` then uses
+# it and creates nothing. scripts/kind-down.sh removes it all.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/versions.sh
+. "$here/versions.sh"
+eval "$("$here/install-tools.sh")"
+
+if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  echo "kind cluster $CLUSTER_NAME exists; reusing it" >&2
+else
+  echo "creating kind cluster $CLUSTER_NAME ($KIND_NODE_IMAGE)" >&2
+  kind create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --wait 2m
+fi
+context="kind-$CLUSTER_NAME"
+
+echo "installing Istio $ISTIO_VERSION (demo profile)" >&2
+istioctl --context "$context" install -y --set profile=demo
+kubectl --context "$context" label namespace default istio-injection=enabled --overwrite
+kubectl --context "$context" apply -f "$here/../fixtures/sleep.yaml"
+kubectl --context "$context" rollout status deployment/sleep --timeout=3m
+kubectl --context "$context" -n istio-system rollout status deployment/istio-egressgateway --timeout=3m
+echo "ready: egress-conformance run --backend kind --context $context" >&2
