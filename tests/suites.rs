@@ -681,6 +681,39 @@ fn junit_report_of_a_failing_run() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A broken environment is exit 2 with a message that says what is missing and how to get it.
+fn missing_binaries() -> Result<(), Failed> {
+    let no_curl = binary()
+        .arg("run")
+        .env("PATH", "/nonexistent")
+        .env("ENVOY_BIN", envoy()?.path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&no_curl.stderr);
+    if no_curl.status.code() != Some(2)
+        || !stderr.contains("cannot run curl")
+        || !stderr.contains("install curl")
+    {
+        return Err(format!("without curl: exit {:?}, {stderr}", no_curl.status.code()).into());
+    }
+    let no_envoy = binary()
+        .arg("run")
+        .env("ENVOY_BIN", "/nonexistent/envoy")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&no_envoy.stderr);
+    if no_envoy.status.code() != Some(2)
+        || !stderr.contains("ENVOY_BIN points to /nonexistent/envoy")
+    {
+        return Err(format!(
+            "with a wrong ENVOY_BIN: exit {:?}, {stderr}",
+            no_envoy.status.code()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The pids of `parent`'s children whose command is `name`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -751,6 +784,7 @@ fn main() {
         "cleanup::keep_until_ctrl_c",
         keep_leaves_the_mesh_up_until_ctrl_c,
     ));
+    trials.push(Trial::test("bad_input::missing_binaries", missing_binaries));
     trials.extend(bad_input_trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -62,6 +62,24 @@ pub(crate) enum CurlError {
     Wait(std::io::Error),
 }
 
+/// `curl --version` answers: curl is there to play the sleep pod's client.
+pub(crate) async fn check_available() -> Result<(), CurlError> {
+    let output = tokio::process::Command::new("curl")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(CurlError::Spawn)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(CurlError::Spawn(std::io::Error::other(format!(
+            "`curl --version` failed: {}",
+            output.status
+        ))))
+    }
+}
+
 pub(crate) async fn run(argv: &[String]) -> Result<CommandOutput, CurlError> {
     let mut command = tokio::process::Command::new(&argv[0]);
     command

@@ -104,6 +104,8 @@ pub enum LocalError {
     },
     #[error("the {proxy} Envoy did not take its first config: {message}")]
     FirstAck { proxy: ProxyRole, message: String },
+    #[error("{0}")]
+    Curl(String),
 }
 
 /// What shutting down found: anything of the run still there is a leak.
@@ -141,6 +143,10 @@ pub struct LocalBackend {
 
 impl LocalBackend {
     pub async fn start(opts: LocalOptions) -> Result<LocalBackend, LocalError> {
+        // The client is part of the environment: without it nothing can be checked.
+        curl::check_available()
+            .await
+            .map_err(|e| LocalError::Curl(e.to_string()))?;
         let dir = tempfile::Builder::new()
             .prefix("egress-conformance-")
             .tempdir()
