@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use egress_conformance::backend::kind::{self, KindOptions};
 use egress_conformance::envoy::find_or_install;
 use egress_conformance::report::{Junit, Tee, Transcript};
-use egress_conformance::session::{AfterRun, run_local, validate};
+use egress_conformance::session::{AfterRun, run_kind, run_local, validate};
 use egress_conformance::suite::{Suite, discover, load_suite};
 
 #[derive(Parser)]
@@ -27,11 +28,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replay suites (default: every suite under suites/) on the local backend.
+    /// Replay suites (default: every suite under suites/).
     Run {
         /// Suite files.
         suites: Vec<PathBuf>,
-        /// Leave the local mesh running after the run, and its directory behind; Ctrl-C stops it.
+        /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
+        #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+        backend: BackendKind,
+        /// kind: use this kubeconfig context and create no cluster.
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// kind: the Istio version to install (istioctl of that version must be on PATH or in
+        /// $ISTIOCTL).
+        #[arg(long, value_name = "VERSION", default_value = kind::DEFAULT_ISTIO_VERSION)]
+        istio_version: String,
+        /// kind: the cluster to create.
+        #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
+        cluster_name: String,
+        /// kind: the node image of the cluster to create.
+        #[arg(long, value_name = "IMAGE", default_value = kind::DEFAULT_NODE_IMAGE)]
+        kind_node_image: String,
+        /// kind: when a run fails, write the proxies' config dumps, stats and logs here.
+        #[arg(long, value_name = "DIR")]
+        artifacts: Option<PathBuf>,
+        /// Leave what the run set up in place: locally the mesh keeps running until Ctrl-C and its
+        /// directory stays; on kind the cluster, Istio and the sample stay.
         #[arg(long)]
         keep: bool,
         /// Print passing expectations too.
@@ -49,6 +70,22 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    Local,
+    Kind,
+}
+
+/// What `run` was asked to do.
+struct RunRequest {
+    suites: Vec<PathBuf>,
+    backend: BackendKind,
+    kind: KindOptions,
+    keep: bool,
+    verbose: bool,
+    junit: Option<PathBuf>,
 }
 
 /// Exit code 2: the input or the environment is wrong, not the mesh.
@@ -70,10 +107,33 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run {
                 suites,
+                backend,
+                context,
+                istio_version,
+                cluster_name,
+                kind_node_image,
+                artifacts,
                 keep,
                 verbose,
                 junit,
-            } => run(suites, keep, verbose, junit).await,
+            } => {
+                let mut kind = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
+                kind.context = context;
+                kind.istio_version = istio_version;
+                kind.cluster_name = cluster_name;
+                kind.kind_node_image = kind_node_image;
+                kind.artifacts = artifacts;
+                kind.keep = keep;
+                run(RunRequest {
+                    suites,
+                    backend,
+                    kind,
+                    keep,
+                    verbose,
+                    junit,
+                })
+                .await
+            }
             Command::Bench { suites, runs } => bench(suites, runs).await,
         }
     });
@@ -128,23 +188,62 @@ async fn interrupted() {
     }
 }
 
-async fn run(
-    paths: Vec<PathBuf>,
-    keep: bool,
-    verbose: bool,
-    junit_file: Option<PathBuf>,
-) -> Result<bool, Fatal> {
-    let suites = load_all(paths)?;
-    let envoy = envoy()?;
+async fn run(request: RunRequest) -> Result<bool, Fatal> {
+    let suites = load_all(request.suites)?;
+    if request.backend == BackendKind::Local
+        && (request.kind.context.is_some() || request.kind.artifacts.is_some())
+    {
+        return Err(Fatal(
+            "--context and --artifacts apply to --backend kind".into(),
+        ));
+    }
     let mut junit = Junit::new();
-    let result = run_suites(&suites, envoy, keep, verbose, &mut junit).await;
-    if let Some(file) = junit_file {
+    let result = match request.backend {
+        BackendKind::Local => {
+            let envoy = envoy()?;
+            run_suites(&suites, envoy, request.keep, request.verbose, &mut junit).await
+        }
+        BackendKind::Kind => run_on_kind(&suites, request.kind, request.verbose, &mut junit).await,
+    };
+    if let Some(file) = request.junit {
         let xml = junit
             .to_xml()
             .map_err(|e| Fatal(format!("writing JUnit XML: {e}")))?;
         std::fs::write(&file, xml).map_err(|e| Fatal(format!("{}: {e}", file.display())))?;
     }
     result
+}
+
+async fn run_on_kind(
+    suites: &[Suite],
+    options: KindOptions,
+    verbose: bool,
+    junit: &mut Junit,
+) -> Result<bool, Fatal> {
+    let mut all_passed = true;
+    for suite in suites {
+        let mut transcript = Transcript::new(std::io::stdout(), verbose);
+        let mut reporters = Tee(vec![&mut transcript, &mut *junit]);
+        let mut progress = |line: &str| eprintln!("[kind] {line}");
+        let outcome = run_kind(
+            suite,
+            options.clone(),
+            &mut reporters,
+            interrupted(),
+            &mut progress,
+        )
+        .await
+        .map_err(|e| Fatal(format!("{}: kind backend: {e}", suite.file.display())))?;
+        eprint!("{}", outcome.cleanup);
+        match &outcome.summary {
+            None => {
+                eprintln!("interrupted: removed what the run had set up");
+                return Ok(false);
+            }
+            Some(summary) => all_passed &= summary.passed() && outcome.cleanup.is_clean(),
+        }
+    }
+    Ok(all_passed)
 }
 
 async fn run_suites(

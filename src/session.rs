@@ -1,10 +1,11 @@
-//! One suite, start to finish, on the local backend: validate everything that can be validated
+//! One suite, start to finish, on a backend: validate everything that can be validated
 //! before anything starts, start the backend, run, stop, and check nothing was left behind.
 //! The binary, the test harness and the benchmark all go through here.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::backend::kind::{KindBackend, KindCleanup, KindError, KindOptions};
 use crate::backend::local::{CleanupReport, LocalBackend, LocalError, LocalOptions};
 use crate::envoy::EnvoyBinary;
 use crate::mesh::{AppliedConfig, Registry};
@@ -121,6 +122,71 @@ pub async fn run_local(
         summary,
         cleanup,
         startup,
+        total: started.elapsed(),
+    })
+}
+
+/// How a kind run ended.
+#[derive(Debug)]
+pub struct KindRun {
+    /// `None` when the run was interrupted.
+    pub summary: Option<RunSummary>,
+    pub cleanup: KindCleanup,
+    pub total: Duration,
+}
+
+/// Run `suite` on a kind cluster (or the context in `options`): set up, replay, collect artifacts
+/// when it failed and they are wanted, and remove what the run created.
+///
+/// Set-up takes minutes and cannot be abandoned half-way without leaving a half-made cluster, so
+/// an interrupt during set-up lets the current set-up finish and then removes everything.
+pub async fn run_kind(
+    suite: &Suite,
+    mut options: KindOptions,
+    reporter: &mut dyn Reporter,
+    interrupt: impl Future<Output = ()>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<KindRun, KindError> {
+    let started = Instant::now();
+    options.namespace = suite.namespace.clone();
+    let artifacts = options.artifacts.clone();
+    let mut interrupt = std::pin::pin!(interrupt);
+    let mut interrupted = false;
+    let mut backend = {
+        let start = KindBackend::start(options, progress);
+        let mut start = std::pin::pin!(start);
+        tokio::select! {
+            backend = &mut start => backend?,
+            () = &mut interrupt => {
+                interrupted = true;
+                eprintln!("interrupt: finishing the current set-up step, then removing what it made");
+                start.await?
+            }
+        }
+    };
+    let summary = if interrupted {
+        None
+    } else {
+        tokio::select! {
+            summary = run_suite(suite, &mut backend, reporter) => Some(summary),
+            () = &mut interrupt => None,
+        }
+    };
+    if let (Some(dir), Some(summary)) = (&artifacts, &summary)
+        && !summary.passed()
+    {
+        progress(&format!(
+            "collecting the proxies' config dumps and logs into {}",
+            dir.display()
+        ));
+        if let Err(e) = backend.collect_artifacts(dir).await {
+            progress(&format!("collecting artifacts: {e}"));
+        }
+    }
+    let cleanup = backend.shutdown(progress).await;
+    Ok(KindRun {
+        summary,
+        cleanup,
         total: started.elapsed(),
     })
 }

@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+use egress_conformance::backend::kind::KindOptions;
 use egress_conformance::envoy::{EnvoyBinary, find_or_install};
 use egress_conformance::report::Transcript;
 use egress_conformance::runner::RunSummary;
-use egress_conformance::session::{AfterRun, run_local, validate};
+use egress_conformance::session::{AfterRun, run_kind, run_local, validate};
 use egress_conformance::suite::{discover, load_suite};
 
 fn root() -> PathBuf {
@@ -65,6 +66,55 @@ fn passes(suite_file: PathBuf) -> Result<(), Failed> {
         )
         .into())
     }
+}
+
+/// The environment variable that names a kubeconfig context to run the kind trials against.
+const KIND_CONTEXT: &str = "EGRESS_CONFORMANCE_KIND_CONTEXT";
+
+/// The suite on a real cluster: the context in `EGRESS_CONFORMANCE_KIND_CONTEXT` (with Istio's
+/// demo profile, or none and the backend installs it). Without it, ignored with the reason.
+fn passes_on_kind(suite_file: PathBuf) -> Result<Completion, Failed> {
+    let Some(context) = std::env::var_os(KIND_CONTEXT) else {
+        return Ok(Completion::ignored_with(format!(
+            "no cluster configured: set {KIND_CONTEXT}=<kubeconfig context> to run the suite on it"
+        )));
+    };
+    let suite = load_suite(&suite_file).map_err(|e| e.to_string())?;
+    validate(&suite).map_err(|e| e.to_string())?;
+    let mut options = KindOptions::new(root().join("fixtures/sleep.yaml"));
+    options.context = Some(context.to_string_lossy().into_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut transcript = Transcript::new(Vec::new(), true);
+        let mut progress = |line: &str| eprintln!("[kind] {line}");
+        let run = run_kind(
+            &suite,
+            options,
+            &mut transcript,
+            std::future::pending(),
+            &mut progress,
+        )
+        .await
+        .map_err(|e| format!("{}: kind backend: {e}", suite_file.display()))?;
+        let text = String::from_utf8_lossy(&transcript.into_inner()).into_owned();
+        let summary = run.summary.ok_or("the run was interrupted")?;
+        if !run.cleanup.is_clean() {
+            return Err(format!("the run left behind:\n{}\n{text}", run.cleanup).into());
+        }
+        if summary.passed() {
+            Ok(Completion::Completed)
+        } else {
+            Err(format!(
+                "{} failed on kind:\n  {}\n\ntranscript:\n{text}",
+                suite_file.display(),
+                summary.failures().join("\n  ")
+            )
+            .into())
+        }
+    })
 }
 
 /// A copy of `suites/` and `fixtures/` in a temporary directory, edited by `edit`.
@@ -762,7 +812,11 @@ fn main() {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let on_kind = suite.clone();
         trials.push(Trial::test(format!("local::{name}"), move || passes(suite)));
+        trials.push(Trial::ignorable_test(format!("kind::{name}"), move || {
+            passes_on_kind(on_kind)
+        }));
     }
     trials.push(Trial::test("local::two_runs_at_once", two_runs_at_once));
     trials.push(Trial::test("fails::tls_mode_disable", tls_disabled));

@@ -1,5 +1,6 @@
 //! Backends: where a suite runs. The runner drives one through [`Backend`] and never knows which.
 
+pub mod kind;
 pub mod local;
 
 use std::collections::BTreeMap;

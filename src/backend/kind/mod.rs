@@ -1,0 +1,772 @@
+//! The kind backend: the suite on a real Kubernetes cluster with Istio. By default it creates a
+//! kind cluster, installs Istio (demo profile, which has the egress gateway) with `istioctl`,
+//! labels the suite's namespace for injection and deploys the sleep sample; given a kubeconfig
+//! context, it uses that cluster and installs only what is missing.
+//!
+//! Steps are server-side applies and deletes through `kube`; the tutorial's commands run in the
+//! sleep pod through exec; proxies' config and stats come from Envoy's admin API through a
+//! port-forward. `kubectl` is never used; `kind` and `istioctl` are shelled out to (see `tools`).
+//!
+//! What it cannot do: know when a proxy has taken a change (istiod pushes asynchronously), so the
+//! runner's settle and retry windows absorb that; see what reached the live site.
+//!
+//! Everything it creates is recorded and removed by [`KindBackend::shutdown`] in reverse, unless
+//! `keep`; if the backend is dropped without it, only a cluster it created is deleted.
+
+mod admin;
+mod cluster;
+mod exec;
+mod tools;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, LogParams};
+use kube::config::{Config, KubeConfigOptions};
+use serde_json::Value;
+
+use crate::backend::{Backend, BackendError, StepError, StepReport};
+use crate::istio::{IstioObject, ObjectKey};
+use crate::mesh::ProxyRole;
+use crate::observe::{CommandOutput, OriginHit};
+use crate::suite::CommandLine;
+
+use self::cluster::{ClusterError, ISTIO_NAMESPACE, ManifestObject};
+use self::tools::{SystemShell, Tools};
+pub use self::tools::{Tool, ToolError};
+
+pub const DEFAULT_CLUSTER_NAME: &str = "egress-conformance";
+/// Kubernetes 1.33, which Istio 1.27 supports; an image kind v0.29 publishes.
+pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.33.1";
+pub const DEFAULT_ISTIO_VERSION: &str = "1.27.3";
+
+/// Istiod pushes asynchronously: a config check may need this long to hold.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A command check fails for this long before it counts (config reaching the proxies).
+const COMMAND_RETRY: Duration = Duration::from_secs(60);
+/// Removing an Istio object: no finalizers, so this is only the API's own latency.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pulling images and starting pods on a fresh kind node.
+const POD_READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// A curl of the tutorial is bounded by its own timeouts; this only stops a hung exec.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(180);
+
+const SLEEP_SELECTOR: &str = "app=sleep";
+const GATEWAY_SELECTOR: &str = "istio=egressgateway";
+const PROXY_CONTAINER: &str = "istio-proxy";
+
+#[derive(Debug, Clone)]
+pub struct KindOptions {
+    /// Use this kubeconfig context and create no cluster; None = create a kind cluster.
+    pub context: Option<String>,
+    pub cluster_name: String,
+    pub kind_node_image: String,
+    pub istio_version: String,
+    /// The suite's namespace.
+    pub namespace: String,
+    /// The sleep sample (`fixtures/sleep.yaml`).
+    pub sleep_manifest: PathBuf,
+    /// Leave cluster, Istio and sample in place.
+    pub keep: bool,
+    /// Where to write config dumps and proxy logs when a run fails.
+    pub artifacts: Option<PathBuf>,
+}
+
+impl KindOptions {
+    /// The pinned defaults: a new kind cluster, Istio [`DEFAULT_ISTIO_VERSION`], namespace
+    /// `default`.
+    pub fn new(sleep_manifest: PathBuf) -> KindOptions {
+        KindOptions {
+            context: None,
+            cluster_name: DEFAULT_CLUSTER_NAME.into(),
+            kind_node_image: DEFAULT_NODE_IMAGE.into(),
+            istio_version: DEFAULT_ISTIO_VERSION.into(),
+            namespace: "default".into(),
+            sleep_manifest,
+            keep: false,
+            artifacts: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KindError {
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(
+        "a kind cluster named {name} already exists: delete it with `kind delete cluster --name {name}`, \
+         pick another name, or use it with --context kind-{name}"
+    )]
+    ClusterExists { name: String },
+    #[error("kubeconfig context {context}: {message}")]
+    Kubeconfig { context: String, message: String },
+    #[error(
+        "the cluster of context {context} is unreachable: {message} (is it running? `kubectl --context {context} get nodes` should answer)"
+    )]
+    Unreachable { context: String, message: String },
+    #[error(
+        "istio in {ISTIO_NAMESPACE} has no istio-egressgateway: the tutorial needs one; install Istio with the demo profile (`istioctl install --set profile=demo`) or use a cluster without Istio"
+    )]
+    NoEgressGateway,
+    #[error("reading the sleep sample {}: {source}", .file.display())]
+    ReadManifest {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{step}: {source}")]
+    Cluster {
+        step: &'static str,
+        source: ClusterError,
+    },
+    #[error("collecting artifacts into {}: {}", .dir.display(), .failures.join("; "))]
+    Artifacts { dir: PathBuf, failures: Vec<String> },
+}
+
+fn step(step: &'static str) -> impl FnOnce(ClusterError) -> KindError {
+    move |source| KindError::Cluster { step, source }
+}
+
+/// What [`KindBackend::shutdown`] did, in words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindCleanup {
+    pub removed: Vec<String>,
+    /// Left in place on purpose (`keep`, or not this run's to remove).
+    pub kept: Vec<String>,
+    /// Meant to go but could not, with the reason.
+    pub failed: Vec<String>,
+}
+
+impl KindCleanup {
+    /// Nothing the run created was left behind against its will.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl std::fmt::Display for KindCleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (label, items) in [
+            ("removed", &self.removed),
+            ("kept", &self.kept),
+            ("could not remove", &self.failed),
+        ] {
+            for item in items {
+                writeln!(f, "{label}: {item}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What this run created and must remove.
+#[derive(Debug, Default)]
+struct Owned {
+    cluster: bool,
+    istio: bool,
+    namespace_created: bool,
+    label_added: bool,
+    /// The sleep sample's objects, when it was not there before.
+    sleep: Vec<ManifestObject>,
+}
+
+pub struct KindBackend {
+    client: Client,
+    tools: Tools,
+    context: String,
+    cluster_name: String,
+    namespace: String,
+    keep: bool,
+    artifacts: Option<PathBuf>,
+    kind: Option<PathBuf>,
+    istioctl: Option<PathBuf>,
+    owned: Owned,
+    /// The API version each object was applied with, so a delete addresses it the same way.
+    versions: BTreeMap<ObjectKey, String>,
+    shut_down: bool,
+}
+
+impl KindBackend {
+    pub async fn start(
+        opts: KindOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<KindBackend, KindError> {
+        let path = std::env::var_os("PATH");
+        let tools = Tools::new(Box::new(SystemShell));
+        let mut kind = None;
+        let mut istioctl = None;
+        let created_cluster = opts.context.is_none();
+        let context = match &opts.context {
+            Some(context) => context.clone(),
+            None => {
+                // Both tools are needed for a fresh cluster: find them before creating anything.
+                let kind_bin = tools::locate_kind(path.as_ref())?;
+                let istioctl_bin = locate_istioctl(&opts.istio_version, path.as_ref())?;
+                tools
+                    .check_istioctl_version(&istioctl_bin, &opts.istio_version)
+                    .await?;
+                istioctl = Some(istioctl_bin);
+                let listed = tools
+                    .run(Tool::Kind, &kind_bin, tools::kind_get_clusters_args())
+                    .await?;
+                if tools::parse_cluster_list(&listed.stdout).contains(&opts.cluster_name) {
+                    return Err(KindError::ClusterExists {
+                        name: opts.cluster_name.clone(),
+                    });
+                }
+                progress(&format!(
+                    "creating kind cluster {} ({}); this takes a minute or two",
+                    opts.cluster_name, opts.kind_node_image
+                ));
+                let created = tools
+                    .run(
+                        Tool::Kind,
+                        &kind_bin,
+                        tools::kind_create_args(&opts.cluster_name, &opts.kind_node_image),
+                    )
+                    .await;
+                if let Err(e) = created {
+                    // kind may leave a half-made cluster behind.
+                    let _ = tools
+                        .run(
+                            Tool::Kind,
+                            &kind_bin,
+                            tools::kind_delete_args(&opts.cluster_name),
+                        )
+                        .await;
+                    return Err(e.into());
+                }
+                kind = Some(kind_bin);
+                tools::kind_context(&opts.cluster_name)
+            }
+        };
+        let client = match connect(&context).await {
+            Ok(client) => client,
+            Err(e) => {
+                if let Some(kind_bin) = &kind {
+                    progress(&format!("deleting kind cluster {}", opts.cluster_name));
+                    let _ = tools
+                        .run(
+                            Tool::Kind,
+                            kind_bin,
+                            tools::kind_delete_args(&opts.cluster_name),
+                        )
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        let mut backend = KindBackend::connected(client, tools, context, &opts);
+        backend.kind = kind;
+        backend.istioctl = istioctl;
+        backend.owned.cluster = created_cluster;
+        match backend.set_up(&opts, progress).await {
+            Ok(()) => Ok(backend),
+            Err(e) if opts.keep => Err(e),
+            Err(e) => {
+                progress(&format!("set-up failed: {e}; removing what it created"));
+                let cleanup = backend.shutdown(progress).await;
+                for line in cleanup.to_string().lines() {
+                    progress(line);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A backend over `client` that has set nothing up (tests; and the base of `start`).
+    fn connected(client: Client, tools: Tools, context: String, opts: &KindOptions) -> KindBackend {
+        KindBackend {
+            client,
+            tools,
+            context,
+            cluster_name: opts.cluster_name.clone(),
+            namespace: opts.namespace.clone(),
+            keep: opts.keep,
+            artifacts: opts.artifacts.clone(),
+            kind: None,
+            istioctl: None,
+            owned: Owned::default(),
+            versions: BTreeMap::new(),
+            shut_down: false,
+        }
+    }
+
+    async fn set_up(
+        &mut self,
+        opts: &KindOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), KindError> {
+        let istiod = cluster::deployment_exists(&self.client, ISTIO_NAMESPACE, "istiod")
+            .await
+            .map_err(step("looking for istiod"))?;
+        if istiod {
+            progress(
+                "istiod already runs in istio-system: using that Istio and leaving it in place",
+            );
+        } else {
+            let istioctl = match &self.istioctl {
+                Some(path) => path.clone(),
+                None => {
+                    let path = std::env::var_os("PATH");
+                    let found = locate_istioctl(&opts.istio_version, path.as_ref())?;
+                    self.tools
+                        .check_istioctl_version(&found, &opts.istio_version)
+                        .await?;
+                    self.istioctl = Some(found.clone());
+                    found
+                }
+            };
+            progress(&format!(
+                "installing Istio {} (demo profile) into context {}",
+                opts.istio_version, self.context
+            ));
+            // Owned from the first attempt: a failed install may leave half of Istio behind.
+            self.owned.istio = true;
+            self.tools
+                .run(
+                    Tool::Istioctl,
+                    &istioctl,
+                    tools::istioctl_install_args(&self.context),
+                )
+                .await?;
+        }
+        let gateway =
+            cluster::deployment_exists(&self.client, ISTIO_NAMESPACE, "istio-egressgateway")
+                .await
+                .map_err(step("looking for the egress gateway"))?;
+        if !gateway {
+            return Err(KindError::NoEgressGateway);
+        }
+
+        let change = cluster::ensure_injection(&self.client, &self.namespace)
+            .await
+            .map_err(step("labelling the namespace for injection"))?;
+        self.owned.namespace_created = change.created;
+        self.owned.label_added = change.labelled && !change.created;
+        if change.created {
+            progress(&format!(
+                "created namespace {} with istio-injection=enabled",
+                self.namespace
+            ));
+        } else if change.labelled {
+            progress(&format!(
+                "labelled namespace {} istio-injection=enabled",
+                self.namespace
+            ));
+        }
+
+        let text = std::fs::read_to_string(&opts.sleep_manifest).map_err(|source| {
+            KindError::ReadManifest {
+                file: opts.sleep_manifest.clone(),
+                source,
+            }
+        })?;
+        let objects = cluster::parse_manifest(&opts.sleep_manifest, &text)
+            .map_err(step("reading the sleep sample"))?;
+        let existed = cluster::deployment_exists(&self.client, &self.namespace, "sleep")
+            .await
+            .map_err(step("looking for the sleep sample"))?;
+        progress(&format!("applying the sleep sample in {}", self.namespace));
+        if !existed {
+            self.owned.sleep = objects.clone();
+        }
+        for object in &objects {
+            cluster::apply_manifest_object(&self.client, &self.namespace, object)
+                .await
+                .map_err(step("applying the sleep sample"))?;
+        }
+        progress("waiting for the sleep pod (sleep + istio-proxy) and the egress gateway");
+        let sleep = cluster::wait_pod_ready(
+            &self.client,
+            &self.namespace,
+            SLEEP_SELECTOR,
+            &[exec::CLIENT_CONTAINER, PROXY_CONTAINER],
+            POD_READY_TIMEOUT,
+        )
+        .await
+        .map_err(step("waiting for the sleep pod"))?;
+        let gateway = cluster::wait_pod_ready(
+            &self.client,
+            ISTIO_NAMESPACE,
+            GATEWAY_SELECTOR,
+            &[PROXY_CONTAINER],
+            POD_READY_TIMEOUT,
+        )
+        .await
+        .map_err(step("waiting for the egress gateway"))?;
+        progress(&format!(
+            "ready: {}/{sleep} and {ISTIO_NAMESPACE}/{gateway}",
+            self.namespace
+        ));
+        Ok(())
+    }
+
+    /// The namespace and Running pod that plays `proxy`.
+    async fn proxy_pod(&self, proxy: ProxyRole) -> Result<(String, String), ClusterError> {
+        let (namespace, selector) = match proxy {
+            ProxyRole::Sidecar => (self.namespace.as_str(), SLEEP_SELECTOR),
+            ProxyRole::EgressGateway => (ISTIO_NAMESPACE, GATEWAY_SELECTOR),
+        };
+        let pod = cluster::running_pod(&self.client, namespace, selector).await?;
+        Ok((namespace.to_string(), pod))
+    }
+
+    async fn admin_get(&self, proxy: ProxyRole, path: &str) -> Result<Vec<u8>, String> {
+        let (namespace, pod) = self.proxy_pod(proxy).await.map_err(|e| e.to_string())?;
+        admin::get_through_forward(&self.client, &namespace, &pod, path, ADMIN_TIMEOUT)
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where `--artifacts` pointed, if anywhere.
+    pub fn artifacts_dir(&self) -> Option<&Path> {
+        self.artifacts.as_deref()
+    }
+
+    /// The kubeconfig context in use.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub async fn collect_artifacts(&mut self, dir: &Path) -> Result<(), KindError> {
+        let mut failures = Vec::new();
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return Err(KindError::Artifacts {
+                dir: dir.to_path_buf(),
+                failures: vec![e.to_string()],
+            });
+        }
+        for proxy in ProxyRole::ALL {
+            for (path, file) in [
+                (admin::CONFIG_DUMP_PATH, format!("{proxy}-config_dump.json")),
+                (admin::STATS_PATH, format!("{proxy}-stats.json")),
+            ] {
+                let written = self
+                    .admin_get(proxy, path)
+                    .await
+                    .and_then(|body| write(&dir.join(&file), &body));
+                if let Err(e) = written {
+                    failures.push(format!("{file}: {e}"));
+                }
+            }
+            let file = format!("{proxy}-istio-proxy.log");
+            let logs = async {
+                let (namespace, pod) = self.proxy_pod(proxy).await.map_err(|e| e.to_string())?;
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+                let params = LogParams {
+                    container: Some(PROXY_CONTAINER.into()),
+                    ..LogParams::default()
+                };
+                api.logs(&pod, &params)
+                    .await
+                    .map_err(|e| cluster::api_message(&e))
+            }
+            .await;
+            if let Err(e) = logs.and_then(|text| write(&dir.join(&file), text.as_bytes())) {
+                failures.push(format!("{file}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(KindError::Artifacts {
+                dir: dir.to_path_buf(),
+                failures,
+            })
+        }
+    }
+
+    pub async fn shutdown(mut self, progress: &mut dyn FnMut(&str)) -> KindCleanup {
+        self.shut_down = true;
+        let mut report = KindCleanup::default();
+        let owned = std::mem::take(&mut self.owned);
+        if self.keep {
+            if owned.cluster {
+                report.kept.push(format!(
+                    "kind cluster {} (context {})",
+                    self.cluster_name, self.context
+                ));
+            }
+            if owned.istio {
+                report.kept.push("Istio in istio-system".into());
+            }
+            if owned.namespace_created {
+                report.kept.push(format!("namespace {}", self.namespace));
+            } else if owned.label_added {
+                report.kept.push(format!(
+                    "label istio-injection on namespace {}",
+                    self.namespace
+                ));
+            }
+            if !owned.sleep.is_empty() {
+                report
+                    .kept
+                    .push(format!("the sleep sample in {}", self.namespace));
+            }
+            return report;
+        }
+        if owned.cluster {
+            // Everything else lives inside it.
+            progress(&format!("deleting kind cluster {}", self.cluster_name));
+            self.owned.cluster = true;
+            self.delete_cluster(&mut report).await;
+            return report;
+        }
+        for object in owned.sleep.iter().rev() {
+            match cluster::delete_manifest_object(&self.client, &self.namespace, object).await {
+                Ok(()) => report
+                    .removed
+                    .push(format!("{object} in {}", self.namespace)),
+                Err(e) => report.failed.push(e.to_string()),
+            }
+        }
+        if owned.namespace_created {
+            progress(&format!("deleting namespace {}", self.namespace));
+            match cluster::delete_namespace(&self.client, &self.namespace, NAMESPACE_DELETE_TIMEOUT)
+                .await
+            {
+                Ok(()) => report.removed.push(format!("namespace {}", self.namespace)),
+                Err(e) => report.failed.push(e.to_string()),
+            }
+        } else if owned.label_added {
+            match cluster::set_injection_label(&self.client, &self.namespace, None).await {
+                Ok(()) => report.removed.push(format!(
+                    "label istio-injection on namespace {}",
+                    self.namespace
+                )),
+                Err(e) => report.failed.push(e.to_string()),
+            }
+        }
+        if owned.istio {
+            progress("uninstalling Istio");
+            self.uninstall_istio(&mut report).await;
+        }
+        report
+    }
+
+    async fn uninstall_istio(&mut self, report: &mut KindCleanup) {
+        let Some(istioctl) = self.istioctl.clone() else {
+            report
+                .failed
+                .push("Istio: no istioctl to uninstall it with".into());
+            return;
+        };
+        match self
+            .tools
+            .run(
+                Tool::Istioctl,
+                &istioctl,
+                tools::istioctl_uninstall_args(&self.context),
+            )
+            .await
+        {
+            Ok(_) => report
+                .removed
+                .push("Istio (istioctl uninstall --purge)".into()),
+            Err(e) => report.failed.push(e.to_string()),
+        }
+        match cluster::delete_namespace(&self.client, ISTIO_NAMESPACE, NAMESPACE_DELETE_TIMEOUT)
+            .await
+        {
+            Ok(()) => report.removed.push(format!("namespace {ISTIO_NAMESPACE}")),
+            Err(e) => report.failed.push(e.to_string()),
+        }
+    }
+
+    async fn delete_cluster(&mut self, report: &mut KindCleanup) {
+        if !self.owned.cluster {
+            return;
+        }
+        self.owned.cluster = false;
+        let Some(kind) = self.kind.clone() else {
+            report.failed.push(format!(
+                "kind cluster {}: no kind binary to delete it with",
+                self.cluster_name
+            ));
+            return;
+        };
+        match self
+            .tools
+            .run(
+                Tool::Kind,
+                &kind,
+                tools::kind_delete_args(&self.cluster_name),
+            )
+            .await
+        {
+            Ok(_) => report
+                .removed
+                .push(format!("kind cluster {}", self.cluster_name)),
+            Err(e) => report.failed.push(e.to_string()),
+        }
+    }
+}
+
+impl Drop for KindBackend {
+    fn drop(&mut self) {
+        // Last resort when `shutdown` was never reached (a panic, an early return): a cluster
+        // this run created would otherwise outlive it. Blocking is acceptable here: the run is
+        // ending. Objects in someone else's cluster need the API and are left to `shutdown`.
+        if self.shut_down || self.keep || !self.owned.cluster {
+            return;
+        }
+        if let Some(kind) = &self.kind {
+            let _ = std::process::Command::new(kind)
+                .args(tools::kind_delete_args(&self.cluster_name))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn locate_istioctl(version: &str, path: Option<&OsString>) -> Result<PathBuf, ToolError> {
+    tools::locate_istioctl(std::env::var_os("ISTIOCTL").as_ref(), path, version)
+}
+
+fn write(file: &Path, body: &[u8]) -> Result<(), String> {
+    std::fs::write(file, body).map_err(|e| format!("writing {}: {e}", file.display()))
+}
+
+/// A client for `context`, proven to reach its API server.
+async fn connect(context: &str) -> Result<Client, KindError> {
+    let kubeconfig_error = |message: String| KindError::Kubeconfig {
+        context: context.to_string(),
+        message,
+    };
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| kubeconfig_error(e.to_string()))?;
+    let client = Client::try_from(config).map_err(|e| kubeconfig_error(e.to_string()))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(KindError::Unreachable {
+            context: context.to_string(),
+            message: cluster::api_message(&e),
+        }),
+        Err(_) => Err(KindError::Unreachable {
+            context: context.to_string(),
+            message: format!("no answer within {CONNECT_TIMEOUT:?}"),
+        }),
+    }
+}
+
+fn backend_error(action: String, message: impl std::fmt::Display) -> BackendError {
+    BackendError {
+        backend: "kind",
+        action,
+        message: message.to_string(),
+    }
+}
+
+impl Backend for KindBackend {
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+
+    fn reaches_live_site(&self) -> bool {
+        true
+    }
+
+    fn settle_timeout(&self) -> Duration {
+        SETTLE_TIMEOUT
+    }
+
+    fn command_retry(&self) -> Option<Duration> {
+        Some(COMMAND_RETRY)
+    }
+
+    async fn apply(&mut self, objects: &[IstioObject]) -> Result<StepReport, StepError> {
+        let started = Instant::now();
+        for object in objects {
+            cluster::apply_istio(&self.client, object, &self.namespace)
+                .await
+                .map_err(|e| StepError::Backend(e.to_string()))?;
+            self.versions.insert(
+                object.key(&self.namespace),
+                cluster::version_of(&object.api_version).to_string(),
+            );
+        }
+        Ok(StepReport {
+            latency: started.elapsed(),
+        })
+    }
+
+    async fn delete(&mut self, key: &ObjectKey) -> Result<StepReport, StepError> {
+        let started = Instant::now();
+        let version = self
+            .versions
+            .get(key)
+            .map_or(cluster::DEFAULT_API_VERSION, String::as_str);
+        match cluster::delete_istio(&self.client, key, version, DELETE_TIMEOUT).await {
+            Ok(()) => {
+                self.versions.remove(key);
+                Ok(StepReport {
+                    latency: started.elapsed(),
+                })
+            }
+            Err(ClusterError::NotFound { key }) => Err(StepError::NotFound(key)),
+            Err(e) => Err(StepError::Backend(e.to_string())),
+        }
+    }
+
+    async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
+        let action = format!("running {}", command.name);
+        let pod = cluster::running_pod(&self.client, &self.namespace, SLEEP_SELECTOR)
+            .await
+            .map_err(|e| backend_error(action.clone(), e))?;
+        exec::exec(
+            &self.client,
+            &self.namespace,
+            &pod,
+            exec::CLIENT_CONTAINER,
+            &command.argv,
+            EXEC_TIMEOUT,
+        )
+        .await
+        .map_err(|e| backend_error(action, e))
+    }
+
+    async fn config_dump(&mut self, proxy: ProxyRole) -> Result<Value, BackendError> {
+        let action = format!("reading the {proxy}'s config_dump");
+        let body = self
+            .admin_get(proxy, admin::CONFIG_DUMP_PATH)
+            .await
+            .map_err(|e| backend_error(action.clone(), e))?;
+        admin::parse_config_dump(&body).map_err(|e| backend_error(action, e))
+    }
+
+    async fn stats(&mut self, proxy: ProxyRole) -> Result<BTreeMap<String, u64>, BackendError> {
+        let action = format!("reading the {proxy}'s stats");
+        let body = self
+            .admin_get(proxy, admin::STATS_PATH)
+            .await
+            .map_err(|e| backend_error(action.clone(), e))?;
+        admin::parse_stats_body(&body).map_err(|e| backend_error(action, e))
+    }
+
+    fn origin_hits(&self) -> Option<Vec<OriginHit>> {
+        None
+    }
+
+    async fn resources(&mut self) -> Result<Vec<ObjectKey>, BackendError> {
+        cluster::list_istio(&self.client, &[&self.namespace, ISTIO_NAMESPACE])
+            .await
+            .map_err(|e| backend_error("listing Istio objects".into(), e))
+    }
+}
