@@ -209,8 +209,16 @@ async fn run_stage<B: Backend>(
                     fail(
                         &mut failures,
                         format!(
-                            "{} (suite line {}): expected {}, got {}",
-                            outcome.what, check.line, outcome.expected, outcome.actual
+                            "{} (suite line {}): expected {}, got {}{}",
+                            outcome.what,
+                            check.line,
+                            outcome.expected,
+                            outcome.actual,
+                            outcome
+                                .note
+                                .as_ref()
+                                .map(|n| format!(" ({n})"))
+                                .unwrap_or_default()
                         ),
                     );
                 }
