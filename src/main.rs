@@ -259,7 +259,6 @@ async fn run_suites(
         let mut reporters = Tee(vec![&mut transcript, &mut *junit]);
         let after = if keep {
             AfterRun::Keep {
-                until: Box::pin(std::future::pending()),
                 tell: Box::new(|text: &str| println!("{text}")),
             }
         } else {

@@ -72,11 +72,8 @@ pub struct LocalRun {
 pub enum AfterRun<'a> {
     /// Stop everything.
     Stop,
-    /// Keep the mesh up until `until` resolves, telling the user how to reach it first.
-    Keep {
-        until: std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>,
-        tell: Box<dyn FnMut(&str) + 'a>,
-    },
+    /// Keep the mesh up until the interrupt, telling the user how to reach it first.
+    Keep { tell: Box<dyn FnMut(&str) + 'a> },
 }
 
 /// Run `suite` on a fresh local backend. `interrupt` resolving stops the run early (Ctrl-C);
@@ -104,7 +101,7 @@ pub async fn run_local(
         summary = run_suite(suite, &mut backend, reporter) => Some(summary),
         () = &mut interrupt => None,
     };
-    if let AfterRun::Keep { until, mut tell } = after
+    if let AfterRun::Keep { mut tell } = after
         && summary.is_some()
     {
         tell(&format!(
@@ -112,10 +109,7 @@ pub async fn run_local(
             backend.dir().display(),
             backend.access()
         ));
-        tokio::select! {
-            () = until => {},
-            () = &mut interrupt => {},
-        }
+        interrupt.await;
     }
     let cleanup = backend.shutdown().await;
     Ok(LocalRun {
@@ -159,12 +153,12 @@ pub async fn run_kind(
             backend = &mut start => backend?,
             () = &mut interrupt => {
                 interrupted = true;
-                eprintln!("interrupt: finishing the current set-up step, then removing what it made");
                 start.await?
             }
         }
     };
     let summary = if interrupted {
+        progress("interrupted during set-up: removing what it made");
         None
     } else {
         tokio::select! {
