@@ -272,16 +272,16 @@ pub async fn running_pod(
     running.sort();
     running.into_iter().next().ok_or_else(|| ClusterError::Api {
         action: format!("finding a running pod {selector} in {namespace}"),
-        message: if pods.items.is_empty() {
-            "no such pod".into()
-        } else {
-            pods.items
-                .iter()
-                .map(pod_summary)
-                .collect::<Vec<_>>()
-                .join("; ")
-        },
+        message: describe_pods(&pods.items),
     })
+}
+
+/// What a list of pods looks like, for errors: one summary each, or "no such pod".
+fn describe_pods(pods: &[Pod]) -> String {
+    if pods.is_empty() {
+        return "no such pod".into();
+    }
+    pods.iter().map(pod_summary).collect::<Vec<_>>().join("; ")
 }
 
 /// Waits until a pod matching `selector` is ready with all of `containers`; returns its name.
@@ -314,15 +314,7 @@ pub async fn wait_pod_ready(
                     containers.join(" and ")
                 ),
                 waited: timeout,
-                last_seen: if pods.items.is_empty() {
-                    "no such pod".into()
-                } else {
-                    pods.items
-                        .iter()
-                        .map(pod_summary)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                },
+                last_seen: describe_pods(&pods.items),
             });
         }
         tokio::time::sleep(POLL * 8).await;
