@@ -576,14 +576,16 @@ fn fixture_path(name: &str) -> String {
 /// Ctrl-C in the middle of a run: the binary stops, and its Envoys, ports and directory go.
 fn interrupted_run_cleans_up() -> Result<(), Failed> {
     use std::io::{BufRead, BufReader};
-    let mut child = binary()
-        .arg("run")
-        .env("ENVOY_BIN", envoy()?.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut child = Running(
+        binary()
+            .arg("run")
+            .env("ENVOY_BIN", envoy()?.path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let stdout = child.0.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let mut seen = Vec::new();
     // Wait for the run to be in the middle of the tutorial.
@@ -598,15 +600,13 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
             break;
         }
     }
-    let envoys = children_named(child.id(), "envoy");
+    let envoys = children_named(child.0.id(), "envoy");
     if envoys.len() != 2 {
-        let _ = child.kill();
         return Err(format!("expected 2 Envoy children mid-run, found {envoys:?}").into());
     }
     let run_dir = envoy_run_dir(envoys[0]).ok_or("cannot read the Envoy's command line")?;
-    // SAFETY: kill(2) with a valid pid of our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().map_err(|e| e.to_string())?;
+    child.interrupt();
+    let status = child.0.wait().map_err(|e| e.to_string())?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     if status.code() != Some(1) {
         return Err(format!(
@@ -625,35 +625,78 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A child run of the binary that is stopped as a user would stop it (Ctrl-C) if a test gives up
+/// on it early, so that even a failing test leaves nothing behind.
+struct Running(std::process::Child);
+
+impl Running {
+    fn interrupt(&self) {
+        // SAFETY: kill(2) with the pid of our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        self.interrupt();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A directory a kept run left on purpose, removed when the test is done with it.
+struct KeptDir(Option<PathBuf>);
+
+impl Drop for KeptDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// `--keep`: after the run the mesh stays up and reachable until Ctrl-C; then it stops, and only
 /// the run's directory (logs, bootstraps, CA) stays, as promised.
 fn keep_leaves_the_mesh_up_until_ctrl_c() -> Result<(), Failed> {
     use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = binary()
-        .args(["run", "--keep"])
-        .env("ENVOY_BIN", envoy()?.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut child = Running(
+        binary()
+            .args(["run", "--keep"])
+            .env("ENVOY_BIN", envoy()?.path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let mut kept = KeptDir(None);
+    let stdout = child.0.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let mut admin = None;
     loop {
-        let Some(line) = lines.next() else {
-            let _ = child.kill();
-            return Err("the run ended without offering to keep the mesh".into());
-        };
-        let line = line.map_err(|e| e.to_string())?;
+        let line = lines
+            .next()
+            .ok_or("the run ended without offering to keep the mesh")?
+            .map_err(|e| e.to_string())?;
         if let Some(rest) = line.strip_prefix("egress-gateway: admin http://") {
             admin = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(dir) = line.split("Run directory: ").nth(1) {
+            kept.0 = Some(PathBuf::from(dir.trim()));
         }
         if line.contains("Press Ctrl-C to stop it") {
             break;
         }
     }
     let admin = admin.ok_or("no admin address for the gateway was printed")?;
-    let envoys = children_named(child.id(), "envoy");
+    let run_dir = kept.0.clone().ok_or("no run directory was printed")?;
+    let envoys = children_named(child.0.id(), "envoy");
     // The gateway answers on its admin API while the harness waits.
     let mut stream = std::net::TcpStream::connect(&admin).map_err(|e| format!("{admin}: {e}"))?;
     stream
@@ -664,25 +707,26 @@ fn keep_leaves_the_mesh_up_until_ctrl_c() -> Result<(), Failed> {
         .read_to_string(&mut answer)
         .map_err(|e| e.to_string())?;
     if !answer.contains("LIVE") {
-        let _ = child.kill();
         return Err(format!("the kept gateway is not live: {answer}").into());
     }
-    // SAFETY: kill(2) with a valid pid of our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().map_err(|e| e.to_string())?;
+    child.interrupt();
+    let status = child.0.wait().map_err(|e| e.to_string())?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let kept = rest
+    let reported = rest
         .iter()
         .find_map(|l| l.strip_prefix("kept: "))
         .map(PathBuf::from)
         .ok_or_else(|| format!("no `kept:` line after Ctrl-C: {rest:?}"))?;
-    let dir_there = kept.join("sidecar").join("envoy.log").exists();
-    let _ = std::fs::remove_dir_all(&kept);
     if status.code() != Some(0) {
         return Err(format!("exit {status} after a passing, kept run").into());
     }
-    if !dir_there {
-        return Err(format!("{} was not kept", kept.display()).into());
+    if reported != run_dir || !run_dir.join("sidecar").join("envoy.log").exists() {
+        return Err(format!(
+            "{} was not kept (reported: {})",
+            run_dir.display(),
+            reported.display()
+        )
+        .into());
     }
     if envoys.len() != 2
         || envoys
