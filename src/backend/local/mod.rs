@@ -147,11 +147,19 @@ impl LocalBackend {
         curl::check_available()
             .await
             .map_err(|e| LocalError::Curl(e.to_string()))?;
+        sweep_stale_run_dirs(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("egress-conformance-")
+            .prefix(RUN_DIR_PREFIX)
             .tempdir()
             .map_err(LocalError::Dir)?;
         let dir_path = dir.path().to_path_buf();
+        std::fs::write(dir_path.join(OWNER_FILE), std::process::id().to_string())
+            .map_err(LocalError::Dir)?;
+        if opts.keep_dir {
+            // Marked so that a later run's sweep leaves it to the user, even if this one is
+            // killed.
+            std::fs::write(dir_path.join(KEPT_FILE), "").map_err(LocalError::Dir)?;
+        }
         let hosts = if opts.origin_hosts.is_empty() {
             vec!["edition.cnn.com".to_string()]
         } else {
@@ -480,6 +488,43 @@ impl LocalBackend {
     }
 }
 
+const RUN_DIR_PREFIX: &str = "egress-conformance-";
+/// The pid of the run that owns a run directory.
+const OWNER_FILE: &str = "owner.pid";
+/// Present in a directory kept on purpose (`--keep`).
+const KEPT_FILE: &str = "kept";
+
+/// Remove the directories of runs that were killed outright (SIGKILL leaves no chance to clean
+/// up): their owner is gone and nobody asked to keep them. Best effort; a directory in use by a
+/// live run is never touched.
+pub fn sweep_stale_run_dirs(temp: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RUN_DIR_PREFIX);
+        if !ours || path.join(KEPT_FILE).exists() {
+            continue;
+        }
+        let Some(owner) = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{owner}")).exists() && std::fs::remove_dir_all(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 fn workload_name(workloads: &ProxyWorkloads, role: ProxyRole) -> &str {
     match role {
         ProxyRole::Sidecar => &workloads.sidecar,
@@ -586,5 +631,39 @@ impl Backend for LocalBackend {
 
     async fn resources(&mut self) -> Result<Vec<ObjectKey>, BackendError> {
         Ok(self.config.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeping_removes_only_dead_unkept_run_dirs() {
+        let temp = tempfile::tempdir().unwrap();
+        let make = |name: &str, owner: Option<&str>, kept: bool| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            if let Some(owner) = owner {
+                std::fs::write(dir.join(OWNER_FILE), owner).unwrap();
+            }
+            if kept {
+                std::fs::write(dir.join(KEPT_FILE), "").unwrap();
+            }
+            dir
+        };
+        // No process has pid u32::MAX - 1 (pid_max is at most 2^22).
+        let dead = make("egress-conformance-dead", Some("4294967294"), false);
+        let kept = make("egress-conformance-kept", Some("4294967294"), true);
+        let alive = make(
+            "egress-conformance-alive",
+            Some(&std::process::id().to_string()),
+            false,
+        );
+        let unowned = make("egress-conformance-unowned", None, false);
+        let other = make("someone-else", Some("4294967294"), false);
+        assert_eq!(sweep_stale_run_dirs(temp.path()), vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(kept.exists() && alive.exists() && unowned.exists() && other.exists());
     }
 }
