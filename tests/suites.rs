@@ -293,6 +293,21 @@ fn line_of(ws: &Workspace, relative: &str, needle: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// REGISTRY_ONLY in real Envoy: the baseline's unknown host gets `block_all`'s 502 instead of
+/// passing through, and its TLS connection to 443 goes to BlackHoleCluster.
+fn registry_only() -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    ws.edit(SUITE, "mode: ALLOW_ANY", "mode: REGISTRY_ONLY")?;
+    fails_with(
+        &ws,
+        &[
+            "stage baseline: politics: status lines: expected [HTTP/1.1 301 Moved Permanently, HTTP/1.1 200 OK], got [HTTP/1.1 502 Bad Gateway]",
+            "stage baseline: politics: requests from sidecar to PassthroughCluster: expected 2, got 0",
+            "stage baseline: politics: requests that reached the origin: expected [{host=edition.cnn.com path=/politics tls=false status=301}, {host=edition.cnn.com path=/politics tls=true sni=edition.cnn.com status=200}], got []",
+        ],
+    )
+}
+
 /// A cleanup that forgets one delete leaves residue, and the no-residue check names it.
 fn residue_is_found() -> Result<(), Failed> {
     let ws = Workspace::new()?;
@@ -870,6 +885,10 @@ fn main() {
         residue_is_found,
     ));
     trials.push(Trial::test("fails::envoy_rejects_config", envoy_rejects));
+    trials.push(Trial::test(
+        "fails::registry_only_blocks_the_baseline",
+        registry_only,
+    ));
     trials.push(Trial::test(
         "cleanup::interrupted_run",
         interrupted_run_cleans_up,
