@@ -254,6 +254,11 @@ fn wrong_expectations() -> Result<(), Failed> {
     )?;
     ws.edit(SUITE, "discovery: EDS", "discovery: STRICT_DNS")?;
     ws.edit(SUITE, "rds: http.8443", "rds: http.443")?;
+    ws.edit(
+        SUITE,
+        "{proxy: sidecar, cluster: outbound|443||edition.cnn.com, requests: 1}",
+        "{proxy: sidecar, cluster: outbound|443||edition.cnn.com, requests: 1}\n          - {proxy: sidecar, cluster: outbound|443||no-such-cluster.example, requests: 0}",
+    )?;
     fails_with(
         &ws,
         &[
@@ -266,6 +271,7 @@ fn wrong_expectations() -> Result<(), Failed> {
             "cluster outbound|443|cnn|istio-egressgateway.istio-system.svc.cluster.local: expected present, type STRICT_DNS, got present, type EDS",
             "politics: output excludes \"200 OK\": expected no line with \"200 OK\", got HTTP/1.1 200 OK",
             "politics-port-443: requests from egress-gateway to outbound|443||edition.cnn.com: expected 1, got 0",
+            "politics-port-443: requests from sidecar to outbound|443||no-such-cluster.example: expected 0, got no counter cluster.outbound|443||no-such-cluster.example.upstream_rq_total on the sidecar",
         ],
     )
 }

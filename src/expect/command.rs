@@ -23,16 +23,16 @@ pub struct CommandObservation {
     pub live_site: bool,
 }
 
-/// Envoy names a cluster's stats by the cluster name, or by Istio's `alt_stat_name` (`<name>;`).
-fn upstream_requests(stats: Option<&BTreeMap<String, u64>>, cluster: &str) -> u64 {
-    let Some(stats) = stats else { return 0 };
+/// The cluster's `upstream_rq_total`, or `None` when the proxy has no such counter. Envoy names
+/// a cluster's stats by the cluster name, or by Istio's `alt_stat_name` (`<name>;`).
+fn upstream_requests(stats: Option<&BTreeMap<String, u64>>, cluster: &str) -> Option<u64> {
+    let stats = stats?;
     [
         format!("cluster.{cluster}.upstream_rq_total"),
         format!("cluster.{cluster};.upstream_rq_total"),
     ]
     .iter()
     .find_map(|name| stats.get(name).copied())
-    .unwrap_or(0)
 }
 
 fn judge_expected(what: String, expected: &Expected, actual: Option<&str>, live: bool) -> Outcome {
@@ -123,16 +123,30 @@ pub fn judge_command(check: &CommandCheck, seen: &CommandObservation) -> Vec<Out
         });
     }
     for traffic in &check.through {
+        let what = format!(
+            "{name}: requests from {} to {}",
+            traffic.proxy, traffic.cluster
+        );
+        // A cluster created by the step has no counter before; one that has none after cannot
+        // be judged, and "0 requests" must not pass for it.
         let before = upstream_requests(seen.stats_before.get(&traffic.proxy), &traffic.cluster);
-        let after = upstream_requests(seen.stats_after.get(&traffic.proxy), &traffic.cluster);
-        out.push(Outcome::compare(
-            format!(
-                "{name}: requests from {} to {}",
-                traffic.proxy, traffic.cluster
-            ),
-            traffic.requests.to_string(),
-            after.saturating_sub(before).to_string(),
-        ));
+        match upstream_requests(seen.stats_after.get(&traffic.proxy), &traffic.cluster) {
+            Some(after) => out.push(Outcome::compare(
+                what,
+                traffic.requests.to_string(),
+                after.saturating_sub(before.unwrap_or(0)).to_string(),
+            )),
+            None => out.push(Outcome {
+                what,
+                passed: false,
+                expected: traffic.requests.to_string(),
+                actual: format!(
+                    "no counter cluster.{}.upstream_rq_total on the {} (no such cluster, or its stats are not recorded)",
+                    traffic.cluster, traffic.proxy
+                ),
+                note: None,
+            }),
+        }
     }
     if let Some(expected) = &check.origin {
         out.push(judge_origin(name, expected, seen.origin.as_deref()));

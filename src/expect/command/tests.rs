@@ -164,6 +164,18 @@ fn traffic_is_the_growth_of_upstream_requests() {
     )]);
     observation.stats_before = BTreeMap::new();
     assert!(single(judge_command(&c, &observation)).passed);
+    // No counter at all: not even "0 requests" holds.
+    c.through[0].requests = 0;
+    observation.stats_after = BTreeMap::from([(ProxyRole::EgressGateway, BTreeMap::new())]);
+    let unknown = single(judge_command(&c, &observation));
+    assert!(!unknown.passed);
+    assert!(
+        unknown
+            .actual
+            .starts_with("no counter cluster.outbound|443||edition.cnn.com.upstream_rq_total"),
+        "{}",
+        unknown.actual
+    );
 }
 
 #[test]
