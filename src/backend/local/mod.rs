@@ -462,17 +462,21 @@ impl LocalBackend {
                     .push(format!("the {role} Envoy (pid {pid}) did not stop: {e}"));
             }
         }
-        if let Some(xds) = self.xds.take() {
-            xds.shutdown().await;
-        }
-        if let Some(origin) = self.origin.take() {
-            origin.shutdown().await;
-        }
         report.ports = self
             .reservations
             .values()
             .map(PortReservation::port)
             .collect();
+        if let Some(xds) = self.xds.take() {
+            report.ports.push(xds.addr().port());
+            xds.shutdown().await;
+        }
+        if let Some(origin) = self.origin.take() {
+            report
+                .ports
+                .extend([origin.http_addr().port(), origin.tls_addr().port()]);
+            origin.shutdown().await;
+        }
         self.reservations.clear();
         if let Some(dir) = self.dir.take() {
             if self.keep_dir {
