@@ -229,7 +229,7 @@ async fn run_on_kind(
             suite,
             options.clone(),
             &mut reporters,
-            interrupted(),
+            interrupted,
             &mut progress,
         )
         .await

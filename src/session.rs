@@ -132,30 +132,45 @@ pub struct KindRun {
 /// Run `suite` on a kind cluster (or the context in `options`): set up, replay, collect artifacts
 /// when it failed and they are wanted, and remove what the run created.
 ///
-/// Set-up takes minutes and cannot be abandoned half-way without leaving a half-made cluster, so
-/// an interrupt during set-up lets the current set-up finish and then removes everything.
-pub async fn run_kind(
+/// Set-up takes minutes. A first interrupt during set-up lets it finish and then removes all it
+/// made, which leaves a shared cluster as it was; a second abandons set-up at once, and then only
+/// a kind cluster the run was creating is removed (with it, everything inside).
+/// `interrupts` gives a future for each interrupt to wait for.
+pub async fn run_kind<F: Future<Output = ()>>(
     suite: &Suite,
     mut options: KindOptions,
     reporter: &mut dyn Reporter,
-    interrupt: impl Future<Output = ()>,
+    interrupts: impl Fn() -> F,
     progress: &mut dyn FnMut(&str),
 ) -> Result<KindRun, KindError> {
     let started = Instant::now();
     options.namespace = suite.namespace.clone();
     let artifacts = options.artifacts.clone();
-    let mut interrupt = std::pin::pin!(interrupt);
     let mut interrupted = false;
-    let mut backend = {
+    let mut abandoned = false;
+    let backend = {
         let start = KindBackend::start(options, progress);
         let mut start = std::pin::pin!(start);
         tokio::select! {
-            backend = &mut start => backend?,
-            () = &mut interrupt => {
+            backend = &mut start => Some(backend?),
+            () = interrupts() => {
                 interrupted = true;
-                start.await?
+                tokio::select! {
+                    backend = &mut start => Some(backend?),
+                    // Dropping the set-up stops it; a cluster it was creating is deleted.
+                    () = interrupts() => { abandoned = true; None }
+                }
             }
         }
+    };
+    let Some(mut backend) = backend else {
+        progress("set-up abandoned: a kind cluster it was creating has been deleted");
+        debug_assert!(abandoned);
+        return Ok(KindRun {
+            summary: None,
+            cleanup: KindCleanup::default(),
+            total: started.elapsed(),
+        });
     };
     let summary = if interrupted {
         progress("interrupted during set-up: removing what it made");
@@ -163,7 +178,7 @@ pub async fn run_kind(
     } else {
         tokio::select! {
             summary = run_suite(suite, &mut backend, reporter) => Some(summary),
-            () = &mut interrupt => None,
+            () = interrupts() => None,
         }
     };
     if let (Some(dir), Some(summary)) = (&artifacts, &summary)

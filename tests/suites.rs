@@ -94,7 +94,7 @@ fn passes_on_kind(suite_file: PathBuf) -> Result<Completion, Failed> {
             &suite,
             options,
             &mut transcript,
-            std::future::pending(),
+            std::future::pending::<()>,
             &mut progress,
         )
         .await

@@ -192,6 +192,8 @@ pub struct KindBackend {
     owned: Owned,
     /// The API version each object was applied with, so a delete addresses it the same way.
     versions: BTreeMap<ObjectKey, String>,
+    /// The objects the run applied and has not deleted, in the order they were applied.
+    applied: Vec<ObjectKey>,
     shut_down: bool,
 }
 
@@ -205,6 +207,9 @@ impl KindBackend {
         let mut kind = None;
         let mut istioctl = None;
         let created_cluster = opts.context.is_none();
+        // Owns a cluster being created until the backend does, so that abandoning set-up (a
+        // second Ctrl-C drops this future) still removes it.
+        let mut guard: Option<ClusterGuard> = None;
         let context = match &opts.context {
             Some(context) => context.clone(),
             None => {
@@ -227,6 +232,11 @@ impl KindBackend {
                     "creating kind cluster {} ({}); this takes a minute or two",
                     opts.cluster_name, opts.kind_node_image
                 ));
+                guard = Some(ClusterGuard {
+                    kind: kind_bin.clone(),
+                    name: opts.cluster_name.clone(),
+                    armed: true,
+                });
                 let created = tools
                     .run(
                         Tool::Kind,
@@ -243,6 +253,9 @@ impl KindBackend {
                             tools::kind_delete_args(&opts.cluster_name),
                         )
                         .await;
+                    if let Some(guard) = guard.take() {
+                        guard.disarm();
+                    }
                     return Err(e.into());
                 }
                 kind = Some(kind_bin);
@@ -262,6 +275,9 @@ impl KindBackend {
                         )
                         .await;
                 }
+                if let Some(guard) = guard.take() {
+                    guard.disarm();
+                }
                 return Err(e);
             }
         };
@@ -269,6 +285,10 @@ impl KindBackend {
         backend.kind = kind;
         backend.istioctl = istioctl;
         backend.owned.cluster = created_cluster;
+        // From here the backend's own drop and shutdown own the cluster.
+        if let Some(guard) = guard.take() {
+            guard.disarm();
+        }
         match backend.set_up(&opts, progress).await {
             Ok(()) => Ok(backend),
             Err(e) if opts.keep => Err(e),
@@ -297,6 +317,7 @@ impl KindBackend {
             istioctl: None,
             owned: Owned::default(),
             versions: BTreeMap::new(),
+            applied: Vec::new(),
             shut_down: false,
         }
     }
@@ -492,6 +513,9 @@ impl KindBackend {
         let mut report = KindCleanup::default();
         let owned = std::mem::take(&mut self.owned);
         if self.keep {
+            for key in &self.applied {
+                report.kept.push(key.to_string());
+            }
             if owned.cluster {
                 report.kept.push(format!(
                     "kind cluster {} (context {})",
@@ -522,6 +546,19 @@ impl KindBackend {
             self.owned.cluster = true;
             self.delete_cluster(&mut report).await;
             return report;
+        }
+        // A run that failed or was interrupted before its cleanup stage leaves the tutorial's own
+        // objects; they go first, newest first, so the mesh routes as before the run.
+        for key in std::mem::take(&mut self.applied).iter().rev() {
+            let version = self
+                .versions
+                .get(key)
+                .map_or(cluster::DEFAULT_API_VERSION, String::as_str);
+            progress(&format!("deleting {key}, which the run applied"));
+            match cluster::delete_istio(&self.client, key, version, DELETE_TIMEOUT).await {
+                Ok(()) | Err(ClusterError::NotFound { .. }) => report.removed.push(key.to_string()),
+                Err(e) => report.failed.push(e.to_string()),
+            }
         }
         for object in owned.sleep.iter().rev() {
             match cluster::delete_manifest_object(&self.client, &self.namespace, object).await {
@@ -613,6 +650,32 @@ impl KindBackend {
     }
 }
 
+/// A kind cluster being created, deleted if dropped before it is handed to a [`KindBackend`].
+struct ClusterGuard {
+    kind: PathBuf,
+    name: String,
+    armed: bool,
+}
+
+impl ClusterGuard {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Blocking is acceptable: set-up is being abandoned. kind deletes half-made clusters.
+            let _ = std::process::Command::new(&self.kind)
+                .args(tools::kind_delete_args(&self.name))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl Drop for KindBackend {
     fn drop(&mut self) {
         // Last resort when `shutdown` was never reached (a panic, an early return): a cluster
@@ -697,10 +760,12 @@ impl Backend for KindBackend {
             cluster::apply_istio(&self.client, object, &self.namespace)
                 .await
                 .map_err(|e| StepError::Backend(e.to_string()))?;
-            self.versions.insert(
-                object.key(&self.namespace),
-                cluster::version_of(&object.api_version).to_string(),
-            );
+            let key = object.key(&self.namespace);
+            if !self.applied.contains(&key) {
+                self.applied.push(key.clone());
+            }
+            self.versions
+                .insert(key, cluster::version_of(&object.api_version).to_string());
         }
         Ok(StepReport {
             latency: started.elapsed(),
@@ -716,6 +781,7 @@ impl Backend for KindBackend {
         match cluster::delete_istio(&self.client, key, version, DELETE_TIMEOUT).await {
             Ok(()) => {
                 self.versions.remove(key);
+                self.applied.retain(|k| k != key);
                 Ok(StepReport {
                     latency: started.elapsed(),
                 })

@@ -605,3 +605,74 @@ async fn shutdown_of_a_created_cluster_deletes_the_cluster() {
     );
     assert_eq!(report.removed, ["kind cluster egress-conformance"]);
 }
+
+#[tokio::test]
+async fn shutdown_deletes_the_tutorials_objects_a_failed_run_left_newest_first() {
+    let (client, handle) = mock_client();
+    let ok = || {
+        respond(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+        )
+    };
+    let server = serve(
+        handle,
+        vec![
+            ok(),
+            status(
+                404,
+                "NotFound",
+                "gateways \"istio-egressgateway\" not found",
+            ),
+            // Already gone: nothing to wait for, and not a failure.
+            status(404, "NotFound", "serviceentries \"cnn\" not found"),
+        ],
+    );
+    let mut backend = backend(client, FakeShell::default());
+    let key = |kind: Kind, name: &str| ObjectKey {
+        kind,
+        namespace: "default".into(),
+        name: name.into(),
+    };
+    backend.applied = vec![
+        key(Kind::ServiceEntry, "cnn"),
+        key(Kind::Gateway, "istio-egressgateway"),
+    ];
+    backend
+        .versions
+        .insert(key(Kind::ServiceEntry, "cnn"), "v1alpha3".into());
+    backend
+        .versions
+        .insert(key(Kind::Gateway, "istio-egressgateway"), "v1beta1".into());
+    let report = backend.shutdown(&mut |_| {}).await;
+    let seen = server.await.unwrap();
+    let calls: Vec<(Method, &str)> = seen
+        .iter()
+        .map(|s| (s.method.clone(), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                Method::DELETE,
+                "/apis/networking.istio.io/v1beta1/namespaces/default/gateways/istio-egressgateway"
+            ),
+            (
+                Method::GET,
+                "/apis/networking.istio.io/v1beta1/namespaces/default/gateways/istio-egressgateway"
+            ),
+            (
+                Method::DELETE,
+                "/apis/networking.istio.io/v1alpha3/namespaces/default/serviceentries/cnn"
+            ),
+        ]
+    );
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(
+        report.removed,
+        [
+            "Gateway default/istio-egressgateway",
+            "ServiceEntry default/cnn"
+        ]
+    );
+}

@@ -203,15 +203,21 @@ pub fn istioctl_version_args() -> Vec<String> {
     strings(&["version", "--remote=false"])
 }
 
+/// Envoy stats the suite's traffic checks read. Istio records only a few stats by default
+/// (`cluster_manager`, `listener_manager`, `server`, `cluster.xds-grpc`); these add each
+/// outbound cluster's and the passthrough's counters, mesh-wide (sidecar and gateway).
+pub const STATS_INCLUSION_PREFIXES: [&str; 2] = ["cluster.outbound", "cluster.PassthroughCluster"];
+
 pub fn istioctl_install_args(context: &str) -> Vec<String> {
-    strings(&[
-        "install",
-        "-y",
-        "--set",
-        "profile=demo",
-        "--context",
-        context,
-    ])
+    let mut args = strings(&["install", "-y", "--set", "profile=demo"]);
+    for (i, prefix) in STATS_INCLUSION_PREFIXES.iter().enumerate() {
+        args.push("--set".into());
+        args.push(format!(
+            "meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[{i}]={prefix}"
+        ));
+    }
+    args.extend(strings(&["--context", context]));
+    args
 }
 
 pub fn istioctl_uninstall_args(context: &str) -> Vec<String> {
@@ -375,7 +381,10 @@ pub(crate) mod tests {
         );
         assert_eq!(
             istioctl_install_args("kind-x").join(" "),
-            "install -y --set profile=demo --context kind-x"
+            "install -y --set profile=demo \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster \
+             --context kind-x"
         );
         assert_eq!(
             istioctl_uninstall_args("kind-x").join(" "),
