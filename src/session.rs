@@ -89,17 +89,28 @@ pub async fn run_local(
     let mut options = LocalOptions::for_suite(suite, envoy);
     options.keep_dir = matches!(after, AfterRun::Keep { .. });
     let mut interrupt = std::pin::pin!(interrupt);
-    let mut backend = tokio::select! {
-        backend = LocalBackend::start(options) => backend?,
-        () = &mut interrupt => {
-            // Dropping the half-started backend stops what it had started.
-            return Ok(LocalRun { summary: None, cleanup: CleanupReport::default(), startup: started.elapsed(), total: started.elapsed() });
+    // Starting takes a fraction of a second: an interrupt during it lets it finish, so that what
+    // it started is stopped, reaped and checked like any other run's.
+    let mut interrupted_early = false;
+    let mut backend = {
+        let start = LocalBackend::start(options);
+        let mut start = std::pin::pin!(start);
+        tokio::select! {
+            backend = &mut start => backend?,
+            () = &mut interrupt => {
+                interrupted_early = true;
+                start.await?
+            }
         }
     };
     let startup = started.elapsed();
-    let summary = tokio::select! {
-        summary = run_suite(suite, &mut backend, reporter) => Some(summary),
-        () = &mut interrupt => None,
+    let summary = if interrupted_early {
+        None
+    } else {
+        tokio::select! {
+            summary = run_suite(suite, &mut backend, reporter) => Some(summary),
+            () = &mut interrupt => None,
+        }
     };
     if let AfterRun::Keep { mut tell } = after
         && summary.is_some()

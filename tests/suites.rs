@@ -646,6 +646,56 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Ctrl-C while the run is still starting (as soon as its first Envoy exists): nothing of it
+/// remains. Its sockets close with the processes that hold them, so no pid means no port.
+fn interrupted_start_up_cleans_up() -> Result<(), Failed> {
+    let mut child = Running(
+        binary()
+            .arg("run")
+            .env("ENVOY_BIN", envoy()?.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // A proxy, not the look-up's `envoy --version` (which runs before the run's signal handling
+    // exists, when a Ctrl-C simply ends the process and there is nothing to clean).
+    let (first, run_dir) = loop {
+        let proxy = children_named(child.0.id(), "envoy")
+            .into_iter()
+            .find_map(|pid| envoy_run_dir(pid).map(|dir| (pid, dir)));
+        if let Some(found) = proxy {
+            break found;
+        }
+        if std::time::Instant::now() > deadline || !matches!(child.0.try_wait(), Ok(None)) {
+            return Err("no Envoy child appeared within 20 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    child.interrupt();
+    let status = child.0.wait().map_err(|e| e.to_string())?;
+    let mut stderr = String::new();
+    if let Some(mut err) = child.0.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    if status.code() != Some(1) {
+        return Err(format!("exit {status}, expected 1 (interrupted): {stderr}").into());
+    }
+    // The binary has stopped, reaped and checked its Envoys before exiting.
+    if Path::new(&format!("/proc/{first}")).exists() {
+        return Err(format!("Envoy pid {first} outlived the interrupted start-up").into());
+    }
+    if run_dir.exists() {
+        return Err(format!("{} outlived the interrupted start-up", run_dir.display()).into());
+    }
+    if stderr.contains("left behind") {
+        return Err(format!("the binary reports leftovers: {stderr}").into());
+    }
+    Ok(())
+}
+
 /// A child run of the binary that is stopped as a user would stop it (Ctrl-C) if a test gives up
 /// on it early, so that even a failing test leaves nothing behind.
 struct Running(std::process::Child);
@@ -902,6 +952,10 @@ fn main() {
     trials.push(Trial::test(
         "report::junit_of_a_failing_run",
         junit_report_of_a_failing_run,
+    ));
+    trials.push(Trial::test(
+        "cleanup::interrupted_start_up",
+        interrupted_start_up_cleans_up,
     ));
     trials.push(Trial::test(
         "cleanup::keep_until_ctrl_c",
