@@ -657,22 +657,18 @@ mod tests {
         format!("{CNN}:443:127.0.0.1:{}", origin.tls_addr().port())
     }
 
-    /// Runs curl; `None` (with the reason printed) when curl is not on PATH.
-    async fn curl(args: &[&str]) -> Option<Output> {
-        let spawned = tokio::process::Command::new("curl")
+    /// Runs curl. curl is the harness's client and a requirement of every run, so its absence
+    /// fails the test rather than passing it unchecked.
+    async fn curl(args: &[&str]) -> Output {
+        tokio::process::Command::new("curl")
             .args(["--max-time", "20"])
             .args(args)
             .kill_on_drop(true)
             .output()
-            .await;
-        match spawned {
-            Ok(output) => Some(output),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                println!("skipped: curl is not on PATH");
-                None
-            }
-            Err(err) => panic!("running curl: {err}"),
-        }
+            .await
+            .unwrap_or_else(|err| {
+                panic!("running curl ({err}); install curl, e.g. `apt-get install curl`")
+            })
     }
 
     fn stdout(output: &Output) -> String {
@@ -708,7 +704,7 @@ mod tests {
     async fn http_port_redirects_to_https() {
         let f = start().await;
         let connect = connect_http(&f.origin);
-        let Some(out) = curl(&[
+        let out = curl(&[
             "-s",
             "-o",
             "/dev/null",
@@ -718,10 +714,7 @@ mod tests {
             &connect,
             "http://edition.cnn.com/politics?x=1",
         ])
-        .await
-        else {
-            return;
-        };
+        .await;
         let headers = stdout(&out);
         assert!(out.status.success(), "curl failed: {out:?}");
         assert!(
@@ -752,7 +745,7 @@ mod tests {
     async fn tls_port_serves_politics() {
         let f = start().await;
         let connect = connect_tls(&f.origin);
-        let Some(out) = curl(&[
+        let out = curl(&[
             "-s",
             "--http1.1",
             "-o",
@@ -765,10 +758,7 @@ mod tests {
             &connect,
             "https://edition.cnn.com/politics",
         ])
-        .await
-        else {
-            return;
-        };
+        .await;
         let headers = stdout(&out);
         assert!(out.status.success(), "curl failed: {out:?}");
         assert!(headers.starts_with("HTTP/1.1 200 OK\r\n"), "{headers}");
@@ -817,9 +807,7 @@ mod tests {
                 ],
             ]
             .concat();
-            let Some(out) = curl(&args).await else {
-                return;
-            };
+            let out = curl(&args).await;
             assert_eq!(stdout(&out), "200", "{out:?}");
             // curl 7.x has no %{ssl_version}; its verbose log names the negotiated version.
             let log = String::from_utf8_lossy(&out.stderr);
@@ -845,11 +833,7 @@ mod tests {
             "--connect-to",
             &connect,
         ];
-        let Some(other_path) =
-            curl(&[&common[..], &["https://edition.cnn.com/world"]].concat()).await
-        else {
-            return;
-        };
+        let other_path = curl(&[&common[..], &["https://edition.cnn.com/world"]].concat()).await;
         assert_eq!(stdout(&other_path), "404", "{other_path:?}");
         // The certificate still names edition.cnn.com; only the Host differs.
         let other_host = [
@@ -861,9 +845,7 @@ mod tests {
             ],
         ]
         .concat();
-        let Some(other_host) = curl(&other_host).await else {
-            return;
-        };
+        let other_host = curl(&other_host).await;
         assert_eq!(stdout(&other_host), "404", "{other_host:?}");
         let seen: Vec<_> = f
             .origin
@@ -889,17 +871,14 @@ mod tests {
     async fn plain_http_on_tls_port_gets_nginx_400() {
         let f = start().await;
         let connect = connect_tls(&f.origin);
-        let Some(out) = curl(&[
+        let out = curl(&[
             "-s",
             "-i",
             "--connect-to",
             &connect,
             "http://edition.cnn.com:443/politics",
         ])
-        .await
-        else {
-            return;
-        };
+        .await;
         let text = stdout(&out);
         assert!(out.status.success(), "curl failed: {out:?}");
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
@@ -921,7 +900,7 @@ mod tests {
     async fn curl_without_the_run_ca_fails_verification() {
         let f = start().await;
         let connect = connect_tls(&f.origin);
-        let Some(out) = curl(&[
+        let out = curl(&[
             "-s",
             "--http1.1",
             "-o",
@@ -930,10 +909,7 @@ mod tests {
             &connect,
             "https://edition.cnn.com/politics",
         ])
-        .await
-        else {
-            return;
-        };
+        .await;
         assert_eq!(out.status.code(), Some(60), "{out:?}");
         assert!(f.origin.requests().is_empty());
         f.origin
@@ -950,7 +926,7 @@ mod tests {
     async fn redirect_chain_ends_in_200() {
         let f = start().await;
         let (http, tls) = (connect_http(&f.origin), connect_tls(&f.origin));
-        let Some(out) = curl(&[
+        let out = curl(&[
             "-sL",
             "-o",
             "/dev/null",
@@ -964,10 +940,7 @@ mod tests {
             &tls,
             "http://edition.cnn.com/politics",
         ])
-        .await
-        else {
-            return;
-        };
+        .await;
         let headers = stdout(&out);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         let redirect = headers
@@ -1124,9 +1097,7 @@ mod tests {
 
     /// Reads an Envoy listener's bound address from the admin API.
     async fn envoy_listener_port(admin: &str, name: &str) -> u16 {
-        let out = curl(&["-sf", &format!("http://{admin}/listeners?format=json")])
-            .await
-            .expect("curl is on PATH");
+        let out = curl(&["-sf", &format!("http://{admin}/listeners?format=json")]).await;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("listeners json");
         json["listener_statuses"]
             .as_array()
@@ -1144,9 +1115,6 @@ mod tests {
             println!("skipped: EGRESS_CONFORMANCE_SKIP_ENVOY_TESTS is set");
             return;
         };
-        if curl(&["--version"]).await.is_none() {
-            return;
-        }
         let f = start().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("envoy.yaml");
@@ -1170,9 +1138,7 @@ mod tests {
             let admin = std::fs::read_to_string(&admin_path).unwrap_or_default();
             let admin = admin.trim().to_string();
             if !admin.is_empty() {
-                let ready = curl(&["-s", &format!("http://{admin}/ready")])
-                    .await
-                    .unwrap();
+                let ready = curl(&["-s", &format!("http://{admin}/ready")]).await;
                 if stdout(&ready).trim() == "LIVE" {
                     break admin;
                 }
@@ -1208,7 +1174,6 @@ mod tests {
                     "http://edition.cnn.com/politics",
                 ])
                 .await
-                .unwrap()
             }
         };
         let stage3 = headers(&via_plain).await;
