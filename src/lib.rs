@@ -1,18 +1,26 @@
-//! egress-conformance: replays Istio's egress-gateway TLS-origination tutorial and checks every
-//! stage.
+//! egress-conformance: replays Istio's egress tutorials and checks every stage.
+//!
+//! The library is the binary's: its one public item is [`cli::main`]. Data flows one way:
+//! suite (parse and validate) → runner → backend (control plane, local network model, proxies,
+//! origin) → observations → expectations → report.
 
-pub mod backend;
-pub mod envoy;
-pub mod expect;
-pub mod istio;
-pub mod local_network;
-pub mod mesh;
-pub mod observe;
-pub mod origin;
-pub mod ports;
-pub mod report;
-pub mod runner;
-pub mod session;
-pub mod suite;
-pub mod translate;
-pub mod xds;
+mod backend;
+pub mod cli;
+mod control_plane;
+mod delivery;
+mod envoy;
+mod expect;
+mod istio;
+mod local_network;
+mod mesh;
+mod observe;
+mod origin;
+mod ports;
+mod process;
+mod report;
+mod runner;
+mod session;
+mod suite;
+mod translate;
+mod wait;
+mod xds;

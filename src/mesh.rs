@@ -57,79 +57,15 @@ impl KubeService {
     }
 }
 
-/// What a cluster with the tutorial's prerequisites holds: the sleep sample and Istio's demo-profile
-/// egress gateway, with the addresses a kind cluster would give them.
+/// The Services and pods a cluster holds, as far as a control plane needs them. What the local
+/// backend's cluster holds is `crate::local_network`'s to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     pub services: Vec<KubeService>,
     pub workloads: Vec<Workload>,
 }
 
-pub const EGRESS_GATEWAY_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
-
 impl Registry {
-    /// The registry of the tutorial's prerequisites (the sleep sample in `default`, the demo
-    /// profile's `istio-egressgateway`). Addresses are those of a typical kind cluster; the local
-    /// backend maps them onto loopback ports (see `local_network`).
-    pub fn tutorial() -> Registry {
-        let labels = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        };
-        Registry {
-            services: vec![
-                KubeService {
-                    name: "sleep".into(),
-                    namespace: "default".into(),
-                    cluster_ip: "10.96.0.20".into(),
-                    ports: vec![KubeServicePort {
-                        name: "http".into(),
-                        port: 80,
-                        target_port: 80,
-                        protocol: Protocol::Http,
-                    }],
-                    selector: labels(&[("app", "sleep")]),
-                },
-                KubeService {
-                    name: "istio-egressgateway".into(),
-                    namespace: "istio-system".into(),
-                    cluster_ip: "10.96.0.30".into(),
-                    ports: vec![
-                        KubeServicePort {
-                            name: "http2".into(),
-                            port: 80,
-                            target_port: 8080,
-                            protocol: Protocol::Http2,
-                        },
-                        KubeServicePort {
-                            name: "https".into(),
-                            port: 443,
-                            target_port: 8443,
-                            protocol: Protocol::Https,
-                        },
-                    ],
-                    selector: labels(&[("app", "istio-egressgateway"), ("istio", "egressgateway")]),
-                },
-            ],
-            workloads: vec![
-                Workload {
-                    name: "sleep".into(),
-                    namespace: "default".into(),
-                    ip: "10.244.0.10".into(),
-                    labels: labels(&[("app", "sleep")]),
-                },
-                Workload {
-                    name: "istio-egressgateway".into(),
-                    namespace: "istio-system".into(),
-                    ip: "10.244.0.11".into(),
-                    labels: labels(&[("app", "istio-egressgateway"), ("istio", "egressgateway")]),
-                },
-            ],
-        }
-    }
-
     pub fn workloads_for(&self, service: &KubeService) -> impl Iterator<Item = &Workload> {
         self.workloads.iter().filter(move |w| {
             w.namespace == service.namespace
@@ -170,10 +106,6 @@ impl AppliedConfig {
 
     pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &IstioObject)> {
         self.objects.iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 

@@ -13,7 +13,7 @@
 //! This module does not decide which proxy listener gets which port.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -47,8 +47,9 @@ impl PortReservation {
     }
 
     /// `127.0.0.1:<port>`.
+    #[cfg(test)]
     pub fn addr(&self) -> SocketAddr {
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port).into()
+        std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port).into()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs a suite's stages in order on a backend and emits what happened as events. It judges with
-//! `crate::expect` and reports through `crate::report`; it prints nothing itself.
+//! `crate::expect` and reports through `crate::report`; it prints nothing itself. A process of
+//! the run that dies fails the stage it dies in at once; the stages after it are not run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::mesh::ProxyRole;
 use crate::observe::config_dump::{ProxyConfig, differences, normalize};
 use crate::report::{Event, Reporter};
 use crate::suite::{Check, CheckKind, CommandCheck, Stage, Step, Suite};
+use crate::wait::{Look, Wait, WaitError};
 
 /// How often an unsettled config expectation is looked at again.
 const POLL: Duration = Duration::from_millis(25);
@@ -21,14 +23,13 @@ const COMMAND_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// What a run found, for exit codes and benchmarks.
 #[derive(Debug, Clone, Default)]
-pub struct RunSummary {
-    pub suite: String,
+pub(crate) struct RunSummary {
     pub stages: Vec<StageSummary>,
     pub duration: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct StageSummary {
+pub(crate) struct StageSummary {
     pub name: String,
     /// `None` when the stage did not run because an earlier step failed.
     pub passed: Option<bool>,
@@ -61,25 +62,23 @@ struct Snapshot {
     resources: Vec<ObjectKey>,
 }
 
-pub async fn run_suite<B: Backend>(
+pub(crate) async fn run_suite<B: Backend>(
     suite: &Suite,
     backend: &mut B,
     reporter: &mut dyn Reporter,
 ) -> RunSummary {
     let started = Instant::now();
-    reporter.report(&Event::SuiteStarted {
-        suite: suite.name.clone(),
-        title: suite.title.clone(),
-        backend: backend.name().to_string(),
-    });
+    let liveness = backend.liveness();
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
-    let mut summary = RunSummary {
-        suite: suite.name.clone(),
-        ..Default::default()
-    };
-    let mut broken = false;
+    let mut summary = RunSummary::default();
+    let mut broken: Option<String> = None;
     for (index, stage) in suite.stages.iter().enumerate() {
-        if broken {
+        if broken.is_none()
+            && let Some(death) = liveness.dead()
+        {
+            broken = Some(format!("not run: {} died", death.who));
+        }
+        if let Some(reason) = &broken {
             summary.stages.push(StageSummary {
                 name: stage.name.clone(),
                 passed: None,
@@ -90,11 +89,66 @@ pub async fn run_suite<B: Backend>(
             reporter.report(&Event::StageSkipped {
                 index,
                 name: stage.name.clone(),
+                reason: reason.clone(),
             });
             continue;
         }
-        let result = run_stage(suite, index, stage, backend, reporter, &mut snapshots).await;
-        broken = result.step_failed;
+        let stage_started = Instant::now();
+        let raced = {
+            let run = run_stage(suite, index, stage, backend, &mut *reporter, &mut snapshots);
+            tokio::select! {
+                result = run => Ok(result),
+                death = liveness.first_death() => Err(death),
+            }
+        };
+        let raced = match raced {
+            // A death that ended the stage's work without being raced (a check that failed on
+            // it) is the stage's failure all the same.
+            Ok(result) => match liveness.dead() {
+                Some(death) if !result.step_failed => Err((death, Some(result))),
+                _ => Ok(result),
+            },
+            Err(death) => Err((death, None)),
+        };
+        let result = match raced {
+            Ok(result) => result,
+            Err((death, finished)) => {
+                let outcome = Outcome {
+                    what: "the mesh".into(),
+                    passed: false,
+                    expected: "every process of the run alive".into(),
+                    actual: death.to_string(),
+                    note: None,
+                };
+                reporter.report(&Event::Checked {
+                    line: stage.line,
+                    outcome,
+                });
+                let mut summary = finished.map(|r| r.summary).unwrap_or(StageSummary {
+                    name: stage.name.clone(),
+                    passed: Some(false),
+                    failures: Vec::new(),
+                    step_latencies: Vec::new(),
+                    duration: stage_started.elapsed(),
+                });
+                summary.passed = Some(false);
+                summary.failures.push(format!(
+                    "{}: stage {}: {death}",
+                    suite.file.display(),
+                    stage.name
+                ));
+                StageResult {
+                    summary,
+                    step_failed: true,
+                }
+            }
+        };
+        if result.step_failed {
+            broken = Some(match liveness.dead() {
+                Some(death) => format!("not run: {} died", death.who),
+                None => "not run: an earlier step failed".to_string(),
+            });
+        }
         reporter.report(&Event::StageFinished {
             index,
             name: stage.name.clone(),
@@ -104,12 +158,6 @@ pub async fn run_suite<B: Backend>(
         summary.stages.push(result.summary);
     }
     summary.duration = started.elapsed();
-    reporter.report(&Event::SuiteFinished {
-        suite: suite.name.clone(),
-        passed: summary.passed(),
-        failures: summary.failures(),
-        duration: summary.duration,
-    });
     summary
 }
 
@@ -252,16 +300,23 @@ async fn run_check<B: Backend>(
             let Some(window) = backend.command_retry() else {
                 return run_command_check(command, backend, reporter).await;
             };
-            let deadline = Instant::now() + window;
-            let started = Instant::now();
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let outcomes = run_command_check(command, backend, reporter).await?;
-                if outcomes.iter().all(|o| o.passed) || Instant::now() >= deadline {
-                    return Ok(with_attempts(outcomes, attempts, started));
-                }
-                tokio::time::sleep(COMMAND_RETRY_PAUSE).await;
+            let wait = Wait::new(format!("{} to pass", command.command.name), window)
+                .every(COMMAND_RETRY_PAUSE);
+            let looked = wait
+                .poll_borrowing(async || {
+                    // Each look runs the command anew.
+                    let outcomes = run_command_check(command, backend, reporter).await?;
+                    Ok::<_, BackendError>(if outcomes.iter().all(|o| o.passed) {
+                        Look::Ready(outcomes)
+                    } else {
+                        Look::NotYet(Verdicts(outcomes))
+                    })
+                })
+                .await;
+            match looked {
+                Ok(settled) => Ok(with_attempts(settled.value, settled.looks, settled.waited)),
+                Err(WaitError::TimedOut(t)) => Ok(with_attempts(t.last_seen.0, t.looks, t.waited)),
+                Err(WaitError::Failed(error)) => Err(error),
             }
         }
         CheckKind::Proxy { proxy, expect } => {
@@ -339,44 +394,64 @@ async fn settle<B: Backend>(
     judge: impl Fn(&BTreeMap<ProxyRole, Value>) -> Vec<Outcome>,
     proxies: &[ProxyRole],
 ) -> Result<Vec<Outcome>, BackendError> {
-    let deadline = Instant::now() + backend.settle_timeout();
-    let started = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let mut dumps = BTreeMap::new();
-        for proxy in proxies {
-            dumps.insert(*proxy, backend.config_dump(*proxy).await?);
-        }
-        let outcomes = judge(&dumps);
-        let all_passed = outcomes.iter().all(|o| o.passed);
-        if all_passed || Instant::now() >= deadline {
-            return Ok(outcomes
-                .into_iter()
-                .map(|o| {
-                    if attempts > 1 {
-                        let note = format!("{attempts} looks over {:.1?}", started.elapsed());
-                        let note = match o.note.clone() {
-                            Some(n) => format!("{n}; {note}"),
-                            None => note,
-                        };
-                        o.with_note(note)
-                    } else {
-                        o
-                    }
-                })
-                .collect());
-        }
-        tokio::time::sleep(POLL).await;
+    let wait = Wait::new("the proxies' config to hold", backend.settle_timeout()).every(POLL);
+    let looked = wait
+        .poll_borrowing(async || {
+            let mut dumps = BTreeMap::new();
+            for proxy in proxies {
+                dumps.insert(*proxy, backend.config_dump(*proxy).await?);
+            }
+            let outcomes = judge(&dumps);
+            Ok::<_, BackendError>(if outcomes.iter().all(|o| o.passed) {
+                Look::Ready(outcomes)
+            } else {
+                Look::NotYet(Verdicts(outcomes))
+            })
+        })
+        .await;
+    let (outcomes, looks, waited) = match looked {
+        Ok(settled) => (settled.value, settled.looks, settled.waited),
+        Err(WaitError::TimedOut(t)) => (t.last_seen.0, t.looks, t.waited),
+        Err(WaitError::Failed(error)) => return Err(error),
+    };
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            if looks > 1 {
+                let note = format!("{looks} looks over {waited:.1?}");
+                let note = match o.note.clone() {
+                    Some(n) => format!("{n}; {note}"),
+                    None => note,
+                };
+                o.with_note(note)
+            } else {
+                o
+            }
+        })
+        .collect())
+}
+
+/// The verdicts of a look that did not hold yet: what a timed-out wait saw last.
+struct Verdicts(Vec<Outcome>);
+
+impl std::fmt::Display for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failing: Vec<String> = self
+            .0
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| format!("{}: {}", o.what, o.actual))
+            .collect();
+        f.write_str(&failing.join("; "))
     }
 }
 
 /// Say how many attempts a verdict took, when it took more than one.
-fn with_attempts(outcomes: Vec<Outcome>, attempts: usize, started: Instant) -> Vec<Outcome> {
+fn with_attempts(outcomes: Vec<Outcome>, attempts: u32, waited: Duration) -> Vec<Outcome> {
     if attempts == 1 {
         return outcomes;
     }
-    let note = format!("{attempts} attempts over {:.1?}", started.elapsed());
+    let note = format!("{attempts} attempts over {waited:.1?}");
     outcomes
         .into_iter()
         .map(|o| {

@@ -1,212 +1,197 @@
-//! One suite, start to finish, on a backend: validate everything that can be validated
-//! before anything starts, start the backend, run, stop, and check nothing was left behind.
-//! The binary, the test harness and the benchmark all go through here.
+//! One suite, start to finish, on any backend: start it, run the stages, keep it up if asked,
+//! stop it, and check that nothing was left behind — the same for every backend, with every
+//! step reported as an event.
+//!
+//! Interrupts: a first one during set-up lets set-up finish (so what it started is stopped and
+//! checked like any run's), then stops; a second abandons set-up at once, dropping it, which
+//! stops what it had started through the guards that own it. During the stages, an interrupt
+//! stops the run at once and cleans up.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::backend::kind::{KindBackend, KindCleanup, KindError, KindOptions};
-use crate::backend::local::{CleanupReport, LocalBackend, LocalError, LocalOptions};
-use crate::envoy::EnvoyBinary;
-use crate::mesh::{AppliedConfig, Registry};
-use crate::report::Reporter;
+use crate::backend::{Backend, BackendSpec, CleanupReport, StartError};
+use crate::report::{Event, Reporter};
 use crate::runner::{RunSummary, run_suite};
-use crate::suite::{Step, Suite};
-use crate::translate::{ProxyWorkloads, TranslateError, translate};
+use crate::suite::Suite;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ValidationError {
-    #[error(transparent)]
-    Translate(#[from] TranslateError),
-    #[error("{file}: stage {stage}: kubectl delete {object}: it does not exist at that point")]
-    DeleteMissing {
-        file: String,
-        stage: String,
-        object: String,
-    },
-}
-
-/// Replay the suite's steps through the translator alone, so that an unsupported feature or a
-/// delete of something never applied is reported before any process starts.
-pub fn validate(suite: &Suite) -> Result<(), ValidationError> {
-    let registry = Registry::tutorial();
-    let workloads = ProxyWorkloads::tutorial();
-    let mut config = AppliedConfig::default();
-    translate(&config, &registry, &suite.mesh, &workloads)?;
-    for stage in &suite.stages {
-        for step in &stage.steps {
-            match step {
-                Step::Apply { objects, .. } => {
-                    for object in objects {
-                        config.apply(object.clone(), &suite.namespace);
-                    }
-                }
-                Step::Delete { key } => {
-                    if config.delete(key).is_none() {
-                        return Err(ValidationError::DeleteMissing {
-                            file: suite.file.display().to_string(),
-                            stage: stage.name.clone(),
-                            object: format!("{} {}", key.kind.cli_name(), key.name),
-                        });
-                    }
-                }
-            }
-            translate(&config, &registry, &suite.mesh, &workloads)?;
-        }
-    }
-    Ok(())
-}
-
-/// How a local run ended.
+/// How a session ended, when its backend started.
 #[derive(Debug)]
-pub struct LocalRun {
-    /// `None` when the run was interrupted.
+pub(crate) struct SessionOutcome {
+    /// `None` when the run was interrupted before its stages finished.
     pub summary: Option<RunSummary>,
     pub cleanup: CleanupReport,
-    /// From nothing to both proxies holding the baseline.
+    /// From nothing to the backend holding the baseline.
     pub startup: Duration,
     pub total: Duration,
 }
 
-/// What to do once the suite has run.
-pub enum AfterRun<'a> {
-    /// Stop everything.
-    Stop,
-    /// Keep the mesh up until the interrupt, telling the user how to reach it first.
-    Keep { tell: Box<dyn FnMut(&str) + 'a> },
-}
-
-/// Run `suite` on a fresh local backend. `interrupt` resolving stops the run early (Ctrl-C);
-/// either way everything started is stopped and checked before this returns.
-pub async fn run_local(
-    suite: &Suite,
-    envoy: EnvoyBinary,
-    reporter: &mut dyn Reporter,
-    interrupt: impl Future<Output = ()>,
-    after: AfterRun<'_>,
-) -> Result<LocalRun, LocalError> {
-    let started = Instant::now();
-    let mut options = LocalOptions::for_suite(suite, envoy);
-    options.keep_dir = matches!(after, AfterRun::Keep { .. });
-    let mut interrupt = std::pin::pin!(interrupt);
-    // Starting takes a fraction of a second: an interrupt during it lets it finish, so that what
-    // it started is stopped, reaped and checked like any other run's.
-    let mut interrupted_early = false;
-    let mut backend = {
-        let start = LocalBackend::start(options);
-        let mut start = std::pin::pin!(start);
-        tokio::select! {
-            backend = &mut start => backend?,
-            () = &mut interrupt => {
-                interrupted_early = true;
-                start.await?
-            }
-        }
-    };
-    let startup = started.elapsed();
-    let summary = if interrupted_early {
-        None
-    } else {
-        tokio::select! {
-            summary = run_suite(suite, &mut backend, reporter) => Some(summary),
-            () = &mut interrupt => None,
-        }
-    };
-    if let AfterRun::Keep { mut tell } = after
-        && summary.is_some()
-    {
-        tell(&format!(
-            "\nThe local mesh is up (--keep). Run directory: {}\n{}Press Ctrl-C to stop it.",
-            backend.dir().display(),
-            backend.access()
-        ));
-        interrupt.await;
+impl SessionOutcome {
+    /// Every stage passed, nothing was interrupted and nothing was left behind.
+    pub(crate) fn passed(&self) -> bool {
+        self.summary.as_ref().is_some_and(RunSummary::passed) && self.cleanup.is_clean()
     }
-    let cleanup = backend.shutdown().await;
-    Ok(LocalRun {
-        summary,
-        cleanup,
-        startup,
-        total: started.elapsed(),
-    })
 }
 
-/// How a kind run ended.
-#[derive(Debug)]
-pub struct KindRun {
-    /// `None` when the run was interrupted.
-    pub summary: Option<RunSummary>,
-    pub cleanup: KindCleanup,
-    pub total: Duration,
+/// Why a session did not get to run its stages.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error("{suite}: {source}")]
+    Start {
+        suite: String,
+        #[source]
+        source: StartError,
+    },
+    #[error("{suite}: interrupted during set-up")]
+    Abandoned { suite: String },
 }
 
-/// Run `suite` on a kind cluster (or the context in `options`): set up, replay, collect artifacts
-/// when it failed and they are wanted, and remove what the run created.
-///
-/// Set-up takes minutes. A first interrupt during set-up lets it finish and then removes all it
-/// made, which leaves a shared cluster as it was; a second abandons set-up at once, and then only
-/// a kind cluster the run was creating is removed (with it, everything inside).
-/// `interrupts` gives a future for each interrupt to wait for.
-pub async fn run_kind<F: Future<Output = ()>>(
+/// Run `suite` on a backend started from `spec`. `interrupts()` gives a future for each
+/// interrupt to wait for (Ctrl-C, SIGTERM); `keep` leaves the backend up until the next one.
+pub(crate) async fn run<S, F>(
     suite: &Suite,
-    mut options: KindOptions,
+    spec: S,
     reporter: &mut dyn Reporter,
     interrupts: impl Fn() -> F,
-    progress: &mut dyn FnMut(&str),
-) -> Result<KindRun, KindError> {
+    keep: bool,
+) -> Result<SessionOutcome, SessionError>
+where
+    S: BackendSpec,
+    F: Future<Output = ()>,
+{
     let started = Instant::now();
-    options.namespace = suite.namespace.clone();
-    let artifacts = options.artifacts.clone();
+    reporter.report(&Event::SessionStarted {
+        suite: suite.name.clone(),
+        title: suite.title.clone(),
+        backend: spec.describe(),
+    });
     let mut interrupted = false;
-    let mut abandoned = false;
     let backend = {
-        let start = KindBackend::start(options, progress);
+        let mut progress = |line: &str| {
+            reporter.report(&Event::Progress {
+                line: line.to_string(),
+            })
+        };
+        let start = spec.start(suite, &mut progress);
         let mut start = std::pin::pin!(start);
         tokio::select! {
-            backend = &mut start => Some(backend?),
+            backend = &mut start => Some(backend),
             () = interrupts() => {
                 interrupted = true;
                 tokio::select! {
-                    backend = &mut start => Some(backend?),
-                    // Dropping the set-up stops it; a cluster it was creating is deleted.
-                    () = interrupts() => { abandoned = true; None }
+                    backend = &mut start => Some(backend),
+                    // Dropping set-up stops what it started.
+                    () = interrupts() => None,
                 }
             }
         }
     };
-    let Some(mut backend) = backend else {
-        progress("set-up abandoned: a kind cluster it was creating has been deleted");
-        debug_assert!(abandoned);
-        return Ok(KindRun {
-            summary: None,
-            cleanup: KindCleanup::default(),
-            total: started.elapsed(),
-        });
+    let backend = match backend {
+        Some(Ok(backend)) => backend,
+        Some(Err(source)) => {
+            reporter.report(&Event::SetupFailed {
+                error: source.to_string(),
+            });
+            finish(reporter, suite, false, vec![source.to_string()], started);
+            return Err(SessionError::Start {
+                suite: suite.file.display().to_string(),
+                source,
+            });
+        }
+        None => {
+            reporter.report(&Event::Interrupted {
+                during: "set-up, a second time: set-up abandoned".into(),
+            });
+            finish(reporter, suite, false, vec!["interrupted".into()], started);
+            return Err(SessionError::Abandoned {
+                suite: suite.file.display().to_string(),
+            });
+        }
     };
+    let startup = started.elapsed();
+    reporter.report(&Event::BackendReady { took: startup });
+    let mut backend = backend;
     let summary = if interrupted {
-        progress("interrupted during set-up: removing what it made");
+        reporter.report(&Event::Interrupted {
+            during: "set-up".into(),
+        });
         None
     } else {
-        tokio::select! {
-            summary = run_suite(suite, &mut backend, reporter) => Some(summary),
+        let summary = tokio::select! {
+            summary = run_suite(suite, &mut backend, &mut *reporter) => Some(summary),
             () = interrupts() => None,
+        };
+        if summary.is_none() {
+            reporter.report(&Event::Interrupted {
+                during: "the stages".into(),
+            });
         }
+        summary
     };
-    if let (Some(dir), Some(summary)) = (&artifacts, &summary)
-        && !summary.passed()
-    {
-        progress(&format!(
-            "collecting the proxies' config dumps and logs into {}",
-            dir.display()
-        ));
-        if let Err(e) = backend.collect_artifacts(dir).await {
-            progress(&format!("collecting artifacts: {e}"));
+    let mut progress = |line: &str| {
+        reporter.report(&Event::Progress {
+            line: line.to_string(),
+        })
+    };
+    if summary.as_ref().is_some_and(|s| !s.passed()) {
+        backend.collect_artifacts(&mut progress).await;
+    }
+    if keep && summary.is_some() {
+        if backend.keeps_by_waiting() {
+            reporter.report(&Event::Kept {
+                notice: format!(
+                    "The mesh is up (--keep).\n{}Press Ctrl-C to stop it.",
+                    backend.access()
+                ),
+            });
+            interrupts().await;
+        } else {
+            reporter.report(&Event::Kept {
+                notice: format!("Left in place (--keep).\n{}", backend.access()),
+            });
         }
     }
-    let cleanup = backend.shutdown(progress).await;
-    Ok(KindRun {
+    let mut progress = |line: &str| {
+        reporter.report(&Event::Progress {
+            line: line.to_string(),
+        })
+    };
+    let cleanup = backend.shutdown(&mut progress).await;
+    reporter.report(&Event::CleanedUp {
+        report: cleanup.clone(),
+    });
+    let outcome = SessionOutcome {
         summary,
         cleanup,
+        startup,
         total: started.elapsed(),
-    })
+    };
+    let mut failures = match &outcome.summary {
+        Some(summary) => summary.failures(),
+        None => vec!["interrupted".to_string()],
+    };
+    failures.extend(
+        outcome
+            .cleanup
+            .leftovers
+            .iter()
+            .map(|l| format!("left behind by the run: {l}")),
+    );
+    finish(reporter, suite, outcome.passed(), failures, started);
+    Ok(outcome)
+}
+
+fn finish(
+    reporter: &mut dyn Reporter,
+    suite: &Suite,
+    passed: bool,
+    failures: Vec<String>,
+    started: Instant,
+) {
+    reporter.report(&Event::SessionFinished {
+        suite: suite.name.clone(),
+        passed,
+        failures,
+        duration: started.elapsed(),
+    });
 }

@@ -102,6 +102,7 @@ impl AdminClient {
 
     /// `/ready`: `true` when Envoy answers 200 (`LIVE`), `false` on 503 (pre-initializing,
     /// initializing or draining).
+    #[cfg(test)]
     pub async fn ready(&self) -> Result<bool, AdminError> {
         let (url, status, body) = self.get("/ready").await?;
         match status {

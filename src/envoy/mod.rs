@@ -4,10 +4,9 @@
 //! This module knows nothing about Istio or xDS: callers hand it a bootstrap and read back what
 //! Envoy reports. It does not generate bootstraps or configuration.
 
-pub mod admin;
-pub mod locate;
-pub mod process;
+pub(crate) mod admin;
+pub(crate) mod locate;
+pub(crate) mod process;
 
-pub use admin::{AdminClient, AdminError};
 pub use locate::{EnvoyBinary, LocateError, find_or_install};
-pub use process::{EnvoyError, EnvoyOptions, EnvoyProcess, ShutdownError};
+pub(crate) use process::{EnvoyOptions, EnvoyProcess};

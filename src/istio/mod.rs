@@ -3,8 +3,8 @@
 //!
 //! Nothing here talks to a cluster or to Envoy; translating these objects is another module's job.
 
-mod parse;
+pub(crate) mod parse;
 pub mod types;
 
-pub use parse::{ManifestError, load_manifests, parse_manifests};
+pub(crate) use parse::{ManifestError, load_manifests};
 pub use types::*;

@@ -16,7 +16,6 @@ pub enum Protocol {
     Grpc,
     Tcp,
     Tls,
-    Mongo,
 }
 
 impl Protocol {

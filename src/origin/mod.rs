@@ -5,11 +5,8 @@
 //! It plays the origin only; routing traffic to it (Envoy clusters, curl's `--connect-to`) is the
 //! local backend's business, not this module's.
 
-pub mod pki;
-pub mod server;
+pub(crate) mod pki;
+pub(crate) mod server;
 
-pub use pki::{PkiError, RunPki};
-pub use server::{
-    Origin, OriginConfig, OriginError, OriginListener, OriginRequest, OriginWaitError,
-    POLITICS_BODY_LEN,
-};
+pub(crate) use pki::RunPki;
+pub(crate) use server::{Origin, OriginConfig, POLITICS_BODY_LEN};

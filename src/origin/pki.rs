@@ -59,8 +59,8 @@ pub enum PkiError {
 pub struct RunPki {
     hosts: Vec<String>,
     ca_pem: String,
+    #[cfg(test)]
     ca_der: CertificateDer<'static>,
-    leaf_pem: String,
     leaf_der: CertificateDer<'static>,
     leaf_key: PrivatePkcs8KeyDer<'static>,
 }
@@ -125,34 +125,33 @@ impl RunPki {
         Ok(RunPki {
             hosts: hosts.to_vec(),
             ca_pem: ca.pem(),
+            #[cfg(test)]
             ca_der: ca.der().clone(),
-            leaf_pem: leaf.pem(),
             leaf_der: leaf.der().clone(),
             leaf_key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
         })
     }
 
     /// The hosts the leaf certificate names.
+    #[cfg(test)]
     pub fn hosts(&self) -> &[String] {
         &self.hosts
     }
 
     /// The CA certificate, PEM.
+    #[cfg(test)]
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
 
     /// The CA certificate, DER.
+    #[cfg(test)]
     pub fn ca_der(&self) -> &CertificateDer<'static> {
         &self.ca_der
     }
 
-    /// The leaf certificate, PEM.
-    pub fn leaf_pem(&self) -> &str {
-        &self.leaf_pem
-    }
-
     /// The leaf certificate, DER.
+    #[cfg(test)]
     pub fn leaf_der(&self) -> &CertificateDer<'static> {
         &self.leaf_der
     }

@@ -46,6 +46,7 @@ pub struct OriginConfig {
     pub politics_body_len: usize,
 }
 
+#[cfg(test)]
 impl OriginConfig {
     /// A configuration serving the hosts of `pki`'s leaf certificate with the tutorial's body size.
     pub fn new(pki: Arc<RunPki>) -> Self {
@@ -106,17 +107,10 @@ pub enum OriginError {
 }
 
 /// Why [`Origin::wait_until`] gave up.
+#[cfg(test)]
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "timed out after {timeout:?} waiting for {waited_for}; \
-     last seen {requests} requests and handshake failures {handshake_failures:?}"
-)]
-pub struct OriginWaitError {
-    pub waited_for: String,
-    pub timeout: Duration,
-    pub requests: usize,
-    pub handshake_failures: Vec<String>,
-}
+#[error("{0}")]
+pub struct OriginWaitError(String);
 
 /// A running origin. Dropping it aborts its tasks (their sockets close when the runtime drops
 /// them); [`Origin::shutdown`] stops it, resets open connections and waits.
@@ -189,6 +183,7 @@ impl Origin {
 
     /// Every failed TLS handshake so far: the peer, the SNI offered (if the hello got that far) and
     /// the error.
+    #[cfg(test)]
     pub fn handshake_failures(&self) -> Vec<String> {
         self.records.lock().handshake_failures.clone()
     }
@@ -198,6 +193,7 @@ impl Origin {
     /// Requests are recorded before their response is sent, so a client that has its answer needs
     /// no wait; handshake failures are recorded when the server notices them, which can be after
     /// the client has exited.
+    #[cfg(test)]
     pub async fn wait_until<F>(
         &self,
         waited_for: &str,
@@ -207,33 +203,29 @@ impl Origin {
     where
         F: Fn(&[OriginRequest], &[String]) -> bool,
     {
+        use crate::wait::{Look, Wait, WaitError};
         let mut changed = self.records.changed.subscribe();
-        let holds = || {
-            let inner = self.records.lock();
-            condition(&inner.requests, &inner.handshake_failures)
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if holds() {
-                return Ok(());
-            }
-            // The sender lives in `self.records`, so `changed` only fails if it is dropped, which
-            // cannot happen while `self` is borrowed; treat it as a timeout all the same.
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => {
-                    if holds() {
-                        return Ok(());
-                    }
-                    let inner = self.records.lock();
-                    return Err(OriginWaitError {
-                        waited_for: waited_for.to_string(),
-                        timeout,
-                        requests: inner.requests.len(),
-                        handshake_failures: inner.handshake_failures.clone(),
-                    });
-                }
-            }
+        let looked = Wait::new(waited_for, timeout)
+            .on_change(&mut changed, || {
+                let inner = self.records.lock();
+                let looked = Ok::<_, std::convert::Infallible>(
+                    if condition(&inner.requests, &inner.handshake_failures) {
+                        Look::Ready(())
+                    } else {
+                        Look::NotYet(format!(
+                            "{} requests and handshake failures {:?}",
+                            inner.requests.len(),
+                            inner.handshake_failures
+                        ))
+                    },
+                );
+                async move { looked }
+            })
+            .await;
+        match looked {
+            Ok(_) => Ok(()),
+            Err(WaitError::TimedOut(t)) => Err(OriginWaitError(t.to_string())),
+            Err(WaitError::Failed(never)) => match never {},
         }
     }
 
@@ -1213,7 +1205,10 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.requests, 0);
-        assert!(err.to_string().contains("waiting for a request"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("for a request") && text.contains("last saw: 0 requests"),
+            "{text}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! JUnit XML for CI: one test suite per suite, one test case per stage. A failing stage carries
-//! its failures as the message and its own transcript as the case's output.
+//! its failures as the message and its own transcript as the case's output. Set-up, an
+//! interrupt and clean-up are cases too, so the report fails whenever the exit code does.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{Event, Reporter, Transcript};
 
-pub struct Junit {
+pub(crate) struct Junit {
     report: Report,
     suite: Option<TestSuite>,
     stage: Option<StageRecord>,
@@ -26,7 +27,7 @@ impl Default for Junit {
 }
 
 impl Junit {
-    pub fn new() -> Junit {
+    pub(crate) fn new() -> Junit {
         Junit {
             report: Report::new("egress-conformance"),
             suite: None,
@@ -35,13 +36,33 @@ impl Junit {
     }
 
     /// The XML of everything reported so far.
-    pub fn to_xml(&self) -> Result<String, quick_junit::SerializeError> {
+    pub(crate) fn to_xml(&self) -> Result<String, quick_junit::SerializeError> {
         let mut report = self.report.clone();
         if let Some(open) = &self.suite {
             // A run that was cut short still reports the stages it finished.
             report.add_test_suite(open.clone());
         }
         report.to_string()
+    }
+
+    fn add_case(&mut self, name: &str, failure: Option<String>, output: Option<String>) {
+        let Some(suite) = self.suite.as_mut() else {
+            return;
+        };
+        let status = match failure {
+            None => TestCaseStatus::success(),
+            Some(message) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(message.clone());
+                status.set_description(message);
+                status
+            }
+        };
+        let mut case = TestCase::new(name, status);
+        if let Some(output) = output {
+            case.set_system_out(output);
+        }
+        suite.add_test_case(case);
     }
 
     fn finish_stage(&mut self, passed: bool, duration: Duration) {
@@ -70,10 +91,31 @@ impl Reporter for Junit {
             stage.transcript.report(event);
         }
         match event {
-            Event::SuiteStarted { suite, backend, .. } => {
+            Event::SessionStarted { suite, backend, .. } => {
                 let mut test_suite = TestSuite::new(format!("{suite} ({backend})"));
                 test_suite.add_property(("backend", backend.as_str()));
                 self.suite = Some(test_suite);
+            }
+            Event::SetupFailed { error } => {
+                self.add_case("set-up", Some(error.clone()), None);
+            }
+            Event::Interrupted { during } => {
+                self.add_case(
+                    "interrupted",
+                    Some(format!("interrupted during {during}")),
+                    None,
+                );
+            }
+            Event::CleanedUp { report } => {
+                let failure = (!report.leftovers.is_empty())
+                    .then(|| format!("left behind: {}", report.leftovers.join("; ")));
+                let mut output = String::new();
+                for (label, items) in [("removed", &report.removed), ("kept", &report.kept)] {
+                    for item in items {
+                        output.push_str(&format!("{label}: {item}\n"));
+                    }
+                }
+                self.add_case("clean-up", failure, Some(output));
             }
             Event::StageStarted { index, name, .. } => {
                 let mut transcript = Transcript::new(Vec::new(), true);
@@ -100,14 +142,18 @@ impl Reporter for Junit {
             Event::StageFinished {
                 passed, duration, ..
             } => self.finish_stage(*passed, *duration),
-            Event::StageSkipped { index, name } => {
+            Event::StageSkipped {
+                index,
+                name,
+                reason,
+            } => {
                 if let Some(suite) = self.suite.as_mut() {
                     let mut status = TestCaseStatus::skipped();
-                    status.set_message("not run: an earlier step failed");
+                    status.set_message(reason.clone());
                     suite.add_test_case(TestCase::new(format!("{index:02} {name}"), status));
                 }
             }
-            Event::SuiteFinished { duration, .. } => {
+            Event::SessionFinished { duration, .. } => {
                 if let Some(mut suite) = self.suite.take() {
                     suite.set_time(*duration);
                     self.report.add_test_suite(suite);
@@ -121,6 +167,7 @@ impl Reporter for Junit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::CleanupReport;
     use crate::expect::Outcome;
 
     fn outcome(passed: bool) -> Outcome {
@@ -138,8 +185,8 @@ mod tests {
         }
     }
 
-    fn run(junit: &mut Junit, stage_passes: &[bool]) {
-        junit.report(&Event::SuiteStarted {
+    fn run(junit: &mut Junit, stage_passes: &[bool], leftovers: &[&str]) {
+        junit.report(&Event::SessionStarted {
             suite: "s".into(),
             title: "t".into(),
             backend: "local".into(),
@@ -164,8 +211,15 @@ mod tests {
         junit.report(&Event::StageSkipped {
             index: stage_passes.len(),
             name: "later".into(),
+            reason: "not run: an earlier step failed".into(),
         });
-        junit.report(&Event::SuiteFinished {
+        junit.report(&Event::CleanedUp {
+            report: CleanupReport {
+                leftovers: leftovers.iter().map(|s| s.to_string()).collect(),
+                ..CleanupReport::default()
+            },
+        });
+        junit.report(&Event::SessionFinished {
             suite: "s".into(),
             passed: false,
             failures: vec![],
@@ -176,12 +230,12 @@ mod tests {
     #[test]
     fn one_case_per_stage_with_failures_and_transcript() {
         let mut junit = Junit::new();
-        run(&mut junit, &[true, false]);
+        run(&mut junit, &[true, false], &[]);
         let xml = junit.to_xml().unwrap();
-        assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
         assert!(
             xml.contains(
-                r#"<testsuite name="s (local)" tests="3" skipped="1" errors="0" failures="1""#
+                r#"<testsuite name="s (local)" tests="4" skipped="1" errors="0" failures="1""#
             ),
             "{xml}"
         );
@@ -197,8 +251,45 @@ mod tests {
     #[test]
     fn a_passing_run_has_no_failures() {
         let mut junit = Junit::new();
-        run(&mut junit, &[true, true]);
+        run(&mut junit, &[true, true], &[]);
         let xml = junit.to_xml().unwrap();
         assert!(!xml.contains("<failure"), "{xml}");
+    }
+
+    #[test]
+    fn a_leftover_is_a_failing_case() {
+        let mut junit = Junit::new();
+        run(&mut junit, &[true, true], &["pid 42 is still running"]);
+        let xml = junit.to_xml().unwrap();
+        assert!(
+            xml.contains(r#"<testcase name="clean-up""#)
+                && xml.contains("left behind: pid 42 is still running"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    }
+
+    #[test]
+    fn a_failed_set_up_is_a_failing_case() {
+        let mut junit = Junit::new();
+        junit.report(&Event::SessionStarted {
+            suite: "s".into(),
+            title: "t".into(),
+            backend: "kind".into(),
+        });
+        junit.report(&Event::SetupFailed {
+            error: "kubeconfig context nope: not found".into(),
+        });
+        junit.report(&Event::SessionFinished {
+            suite: "s".into(),
+            passed: false,
+            failures: vec![],
+            duration: Duration::from_secs(1),
+        });
+        let xml = junit.to_xml().unwrap();
+        assert!(
+            xml.contains(r#"<testcase name="set-up""#) && xml.contains("kubeconfig context nope"),
+            "{xml}"
+        );
     }
 }

@@ -5,30 +5,67 @@ use std::io::Write;
 
 use super::{Event, Reporter};
 
-pub struct Transcript<W: Write> {
+pub(crate) struct Transcript<W: Write> {
     out: W,
     /// Print passing checks too (failures are always printed).
     verbose: bool,
 }
 
 impl<W: Write> Transcript<W> {
-    pub fn new(out: W, verbose: bool) -> Self {
+    pub(crate) fn new(out: W, verbose: bool) -> Self {
         Transcript { out, verbose }
     }
 
-    pub fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> W {
         self.out
     }
 
     fn write(&mut self, event: &Event) -> std::io::Result<()> {
         let out = &mut self.out;
         match event {
-            Event::SuiteStarted {
+            Event::SessionStarted {
                 suite,
                 title,
                 backend,
             } => {
                 writeln!(out, "== {suite}: {title} (backend: {backend})")?;
+            }
+            Event::Progress { line } => {
+                writeln!(out, "   · {line}")?;
+            }
+            Event::BackendReady { took } => {
+                writeln!(out, "   · ready in {}", ms(*took))?;
+            }
+            Event::SetupFailed { error } => {
+                writeln!(out, "   SET-UP FAILED: {error}")?;
+            }
+            Event::Interrupted { during } => {
+                writeln!(
+                    out,
+                    "\n!! interrupted during {during}: stopping everything the run started"
+                )?;
+            }
+            Event::Kept { notice } => {
+                writeln!(out, "\n{notice}")?;
+            }
+            Event::CleanedUp { report } => {
+                let verdict = if report.leftovers.is_empty() {
+                    "nothing left behind"
+                } else {
+                    "LEFT BEHIND what follows"
+                };
+                writeln!(
+                    out,
+                    "\n-- clean-up: {} stopped or removed, {} kept; {verdict}",
+                    report.removed.len(),
+                    report.kept.len()
+                )?;
+                for kept in &report.kept {
+                    writeln!(out, "   kept: {kept}")?;
+                }
+                for leftover in &report.leftovers {
+                    writeln!(out, "   LEFT BEHIND: {leftover}")?;
+                }
             }
             Event::StageStarted { index, name, says } => {
                 writeln!(out, "\n-- stage {index}: {name}")?;
@@ -102,13 +139,14 @@ impl<W: Write> Transcript<W> {
                     ms(*duration)
                 )?;
             }
-            Event::StageSkipped { index, name } => {
-                writeln!(
-                    out,
-                    "\n-- stage {index}: {name}: not run (an earlier step failed)"
-                )?;
+            Event::StageSkipped {
+                index,
+                name,
+                reason,
+            } => {
+                writeln!(out, "\n-- stage {index}: {name}: {reason}")?;
             }
-            Event::SuiteFinished {
+            Event::SessionFinished {
                 suite,
                 passed,
                 failures,
@@ -124,7 +162,8 @@ impl<W: Write> Transcript<W> {
                         failures.len()
                     )?;
                     for f in failures {
-                        writeln!(out, "   {f}")?;
+                        // A failure's own lines (Envoy's NACK, a log tail) stay under it.
+                        writeln!(out, "   {}", f.replace('\n', "\n     "))?;
                     }
                 }
             }

@@ -259,6 +259,15 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
     }
     let mut stages = Vec::new();
     let mut snapshots = BTreeSet::new();
+    // What exists after each step, as kubectl would see it: a delete of anything else fails.
+    let mut present: BTreeSet<ObjectKey> = BTreeSet::new();
+    let gone = |key: &ObjectKey, stage: &str| {
+        format!(
+            "stage {stage}: kubectl delete {} {}: it does not exist at that point",
+            key.kind.cli_name(),
+            key.name
+        )
+    };
     let mut stage_names = BTreeSet::new();
     for spanned in raw.stages {
         let line = spanned.referenced.line() as usize;
@@ -285,6 +294,7 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
                 line: step_line,
                 source: Box::new(source),
             })?;
+            present.extend(objects.iter().map(|o| o.key(&raw.namespace)));
             steps.push(Step::Apply {
                 file: path,
                 objects,
@@ -294,6 +304,9 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
             let step_line = delete.referenced.line() as usize;
             let key = parse_delete(&delete.value, &raw.namespace)
                 .map_err(|message| invalid(step_line, message))?;
+            if !present.remove(&key) {
+                return Err(invalid(step_line, gone(&key, &raw_stage.name)));
+            }
             steps.push(Step::Delete { key });
         }
         if let Some(delete_file) = raw_stage.delete_file {
@@ -318,6 +331,13 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
                         line: n + 1,
                         message,
                     })?;
+                if !present.remove(&key) {
+                    return Err(SuiteError::Invalid {
+                        file: path.clone(),
+                        line: n + 1,
+                        message: gone(&key, &raw_stage.name),
+                    });
+                }
                 steps.push(Step::Delete { key });
             }
         }
@@ -350,7 +370,6 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         name: raw.name,
         title: raw.title,
         file: file.to_path_buf(),
-        fixtures,
         namespace: raw.namespace,
         mesh: MeshSettings {
             outbound_traffic_policy: raw.mesh.outbound_traffic_policy.mode,

@@ -3,5 +3,5 @@
 mod load;
 mod model;
 
-pub use load::{SuiteError, discover, load_suite, parse_suite};
+pub(crate) use load::{SuiteError, discover, load_suite};
 pub use model::*;

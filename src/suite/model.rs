@@ -12,7 +12,6 @@ pub struct Suite {
     pub name: String,
     pub title: String,
     pub file: PathBuf,
-    pub fixtures: PathBuf,
     /// The namespace the tutorial's `kubectl` commands act in.
     pub namespace: String,
     pub mesh: MeshSettings,

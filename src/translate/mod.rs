@@ -25,20 +25,20 @@ pub struct ProxyWorkloads {
     pub gateway: String,
 }
 
-impl ProxyWorkloads {
-    pub fn tutorial() -> ProxyWorkloads {
-        ProxyWorkloads {
-            sidecar: "sleep".into(),
-            gateway: "istio-egressgateway".into(),
-        }
-    }
-}
-
 /// The config of both proxies for one applied state.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Translation {
     pub sidecar: ProxyResources,
     pub gateway: ProxyResources,
+}
+
+impl Translation {
+    pub(crate) fn for_proxy(&self, proxy: crate::mesh::ProxyRole) -> &ProxyResources {
+        match proxy {
+            crate::mesh::ProxyRole::Sidecar => &self.sidecar,
+            crate::mesh::ProxyRole::EgressGateway => &self.gateway,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,7 +51,10 @@ pub enum TranslateError {
 
 /// A field of the Istio API the translator does not implement.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{file}:{line}: {object}: {field}: unsupported Istio feature: {reason}")]
+#[error(
+    "{file}:{line}: {object}: {field}: the builtin control plane cannot translate this ({reason}); \
+     `--backend kind` runs it with real Istio"
+)]
 pub struct Unsupported {
     pub object: ObjectKey,
     pub file: String,

@@ -18,7 +18,6 @@ mod server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use protocol::{AckReport, AckedType, Nack, NodeStatus, TypeStatus};
 pub use resources::ResourceType;
 pub use server::{XdsHandle, XdsServer};
 

@@ -156,7 +156,7 @@ pub(crate) struct Handled {
 
 /// The control plane's whole protocol state.
 #[derive(Debug, Default)]
-pub(crate) struct ControlPlane {
+pub(crate) struct AdsProtocol {
     nodes: BTreeMap<String, NodeState>,
     /// Every open stream, with its node once its first request named it.
     streams: HashMap<StreamId, Option<String>>,
@@ -205,7 +205,7 @@ struct Sent {
     resource_names: Vec<String>,
 }
 
-impl ControlPlane {
+impl AdsProtocol {
     /// Registers a new stream; its node becomes known with its first request.
     pub(crate) fn open_stream(&mut self) -> StreamId {
         self.next_stream += 1;
@@ -657,18 +657,18 @@ mod tests {
             .collect()
     }
 
-    fn one(plane: &mut ControlPlane, stream: StreamId, req: DiscoveryRequest) -> DiscoveryResponse {
+    fn one(plane: &mut AdsProtocol, stream: StreamId, req: DiscoveryRequest) -> DiscoveryResponse {
         let mut handled = plane.handle_request(stream, req).unwrap();
         assert_eq!(handled.responses.len(), 1, "{handled:?}");
         handled.responses.remove(0)
     }
 
-    fn none(plane: &mut ControlPlane, stream: StreamId, req: DiscoveryRequest) {
+    fn none(plane: &mut AdsProtocol, stream: StreamId, req: DiscoveryRequest) {
         let handled = plane.handle_request(stream, req).unwrap();
         assert!(handled.responses.is_empty(), "{handled:?}");
     }
 
-    fn pending(plane: &ControlPlane) -> Vec<String> {
+    fn pending(plane: &AdsProtocol) -> Vec<String> {
         match plane.ack_state("proxy") {
             AckState::Pending { awaited } => awaited,
             other => panic!("expected pending, got {other:?}"),
@@ -676,7 +676,7 @@ mod tests {
     }
 
     /// Runs Envoy's initial exchange (CDS, EDS, LDS, RDS, each ACKed) on a new stream.
-    fn converge(plane: &mut ControlPlane) -> StreamId {
+    fn converge(plane: &mut AdsProtocol) -> StreamId {
         let stream = plane.open_stream();
         let cds = one(plane, stream, request(CDS, &[], "", ""));
         let eds = one(plane, stream, request(EDS, &["a"], "", ""));
@@ -691,7 +691,7 @@ mod tests {
 
     #[test]
     fn initial_subscription_sends_wildcard_types_whole_and_named_types_by_name() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         let (generation, pushed) = plane.publish("proxy", &resources(true));
         assert_eq!(generation, 1);
         assert!(pushed.is_none(), "nothing to push before the node connects");
@@ -725,7 +725,7 @@ mod tests {
 
     #[test]
     fn nothing_is_sent_before_the_first_publication() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         let stream = plane.open_stream();
         none(&mut plane, stream, request(CDS, &[], "", ""));
         assert_eq!(plane.ack_state("proxy"), AckState::NotPublished);
@@ -738,7 +738,7 @@ mod tests {
 
     #[test]
     fn acks_complete_the_wait_and_need_no_response() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         converge(&mut plane);
         let AckState::Acked(report) = plane.ack_state("proxy") else {
@@ -766,7 +766,7 @@ mod tests {
 
     #[test]
     fn republishing_the_same_content_bumps_no_version_and_pushes_nothing() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let stream = converge(&mut plane);
         let (generation, pushed) = plane.publish("proxy", &resources(false));
@@ -777,7 +777,7 @@ mod tests {
 
     #[test]
     fn a_nack_of_the_latest_publication_surfaces_with_envoys_message() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let stream = converge(&mut plane);
         let mut bad = resources(false);
@@ -820,7 +820,7 @@ mod tests {
 
     #[test]
     fn a_new_cluster_waits_for_envoy_to_request_and_ack_its_endpoints() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let stream = converge(&mut plane);
         let (_, pushed) = plane.publish("proxy", &resources(true));
@@ -843,7 +843,7 @@ mod tests {
 
     #[test]
     fn a_stale_nonce_only_updates_the_names() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let stream = converge(&mut plane);
         let old = plane.status("proxy").unwrap().types[EDS.index()]
@@ -883,7 +883,7 @@ mod tests {
 
     #[test]
     fn an_empty_name_list_unsubscribes_and_is_not_awaited() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let stream = converge(&mut plane);
         let mut no_listener = resources(false);
@@ -920,7 +920,7 @@ mod tests {
 
     #[test]
     fn a_reconnecting_node_gets_the_full_state_and_its_old_stream_is_closed() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         plane.publish("proxy", &resources(false));
         let old = converge(&mut plane);
         let new = plane.open_stream();
@@ -953,7 +953,7 @@ mod tests {
 
     #[test]
     fn a_stream_must_name_its_node() {
-        let mut plane = ControlPlane::default();
+        let mut plane = AdsProtocol::default();
         let stream = plane.open_stream();
         let anonymous = DiscoveryRequest {
             node: None,

@@ -24,8 +24,9 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::protocol::{AckReport, AckState, ControlPlane, NodeStatus, StreamId};
+use super::protocol::{AckReport, AckState, AdsProtocol, NodeStatus, StreamId};
 use super::{ProxyResources, XdsError};
+use crate::wait::{Look, Wait, WaitError};
 
 /// How long `shutdown` lets open streams finish before it aborts the server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -58,7 +59,7 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Inner {
-    plane: ControlPlane,
+    plane: AdsProtocol,
     outboxes: HashMap<StreamId, Outbox>,
 }
 
@@ -229,6 +230,7 @@ impl XdsServer {
     /// connections to finish.
     pub async fn shutdown(mut self) {
         self.handle.shared.stopping.send_replace(true);
+        self.handle.shared.notify();
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
@@ -241,6 +243,7 @@ impl XdsServer {
 impl Drop for XdsServer {
     fn drop(&mut self) {
         self.handle.shared.stopping.send_replace(true);
+        self.handle.shared.notify();
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -275,57 +278,49 @@ impl XdsHandle {
         node_id: &str,
         timeout: Duration,
     ) -> Result<AckReport, XdsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut changed = self.shared.changed.subscribe();
-        let mut stopping = self.shared.stopping.subscribe();
-        loop {
-            // Marked seen before reading the state, so a change after the read wakes us.
-            changed.borrow_and_update();
-            let state = self.shared.lock().plane.ack_state(node_id);
-            let awaited = match state {
-                AckState::Acked(report) => return Ok(report),
-                AckState::Nacked { kind, nack } => {
-                    return Err(XdsError::Nacked {
-                        node_id: node_id.to_owned(),
-                        kind,
-                        type_url: kind.type_url(),
-                        version: nack.version,
-                        nonce: nack.nonce,
-                        message: nack.message,
-                    });
-                }
-                AckState::NotPublished => {
-                    return Err(XdsError::NotPublished {
-                        node_id: node_id.to_owned(),
-                    });
-                }
-                AckState::Pending { awaited } => awaited,
-            };
-            let woken = tokio::time::timeout_at(deadline, async {
-                tokio::select! {
-                    // The sender lives in `shared`, which we hold: this cannot fail.
-                    _ = changed.changed() => true,
-                    _ = stopping.wait_for(|stopping| *stopping) => false,
+        let wait = Wait::new(
+            format!("node {node_id:?} to ACK its latest config"),
+            timeout,
+        );
+        let looked = wait
+            .on_change(&mut changed, || {
+                let state = self.shared.lock().plane.ack_state(node_id);
+                let stopping = *self.shared.stopping.borrow();
+                async move {
+                    match state {
+                        AckState::Acked(report) => Ok(Look::Ready(report)),
+                        AckState::Nacked { kind, nack } => Err(XdsError::Nacked {
+                            node_id: node_id.to_owned(),
+                            kind,
+                            type_url: kind.type_url(),
+                            version: nack.version,
+                            nonce: nack.nonce,
+                            message: nack.message,
+                        }),
+                        AckState::NotPublished => Err(XdsError::NotPublished {
+                            node_id: node_id.to_owned(),
+                        }),
+                        AckState::Pending { .. } if stopping => Err(XdsError::Stopped {
+                            node_id: node_id.to_owned(),
+                        }),
+                        AckState::Pending { awaited } => Ok(Look::NotYet(awaited.join(", "))),
+                    }
                 }
             })
             .await;
-            match woken {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(XdsError::Stopped {
-                        node_id: node_id.to_owned(),
-                    });
-                }
-                Err(_elapsed) => {
-                    let status = self.status(node_id);
-                    return Err(XdsError::Timeout {
-                        node_id: node_id.to_owned(),
-                        generation: status.as_ref().map_or(0, |s| s.generation),
-                        timeout,
-                        awaited: awaited.join(", "),
-                        last_seen: status.map_or_else(|| "nothing".to_owned(), |s| s.to_string()),
-                    });
-                }
+        match looked {
+            Ok(settled) => Ok(settled.value),
+            Err(WaitError::Failed(error)) => Err(error),
+            Err(WaitError::TimedOut(timed_out)) => {
+                let status = self.status(node_id);
+                Err(XdsError::Timeout {
+                    node_id: node_id.to_owned(),
+                    generation: status.as_ref().map_or(0, |s| s.generation),
+                    timeout,
+                    awaited: timed_out.last_seen,
+                    last_seen: status.map_or_else(|| "nothing".to_owned(), |s| s.to_string()),
+                })
             }
         }
     }

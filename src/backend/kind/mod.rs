@@ -32,11 +32,15 @@ use kube::api::{Api, LogParams};
 use kube::config::{Config, KubeConfigOptions};
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendError, StepError, StepReport};
+use crate::backend::{
+    Backend, BackendError, BackendSpec, CleanupReport, StartError, StepError, StepReport,
+};
 use crate::istio::{IstioObject, ObjectKey};
 use crate::mesh::ProxyRole;
 use crate::observe::{CommandOutput, OriginHit};
+use crate::process::Liveness;
 use crate::suite::CommandLine;
+use crate::suite::Suite;
 
 use self::cluster::{ClusterError, ISTIO_NAMESPACE, ManifestObject};
 use self::tools::{SystemShell, Tools};
@@ -136,38 +140,6 @@ fn step(step: &'static str) -> impl FnOnce(ClusterError) -> KindError {
     move |source| KindError::Cluster { step, source }
 }
 
-/// What [`KindBackend::shutdown`] did, in words.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KindCleanup {
-    pub removed: Vec<String>,
-    /// Left in place on purpose (`keep`, or not this run's to remove).
-    pub kept: Vec<String>,
-    /// Meant to go but could not, with the reason.
-    pub failed: Vec<String>,
-}
-
-impl KindCleanup {
-    /// Nothing the run created was left behind against its will.
-    pub fn is_clean(&self) -> bool {
-        self.failed.is_empty()
-    }
-}
-
-impl std::fmt::Display for KindCleanup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (label, items) in [
-            ("removed", &self.removed),
-            ("kept", &self.kept),
-            ("could not remove", &self.failed),
-        ] {
-            for item in items {
-                writeln!(f, "{label}: {item}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// What this run created and must remove.
 #[derive(Debug, Default)]
 struct Owned {
@@ -198,7 +170,7 @@ pub struct KindBackend {
 }
 
 impl KindBackend {
-    pub async fn start(
+    async fn start(
         opts: KindOptions,
         progress: &mut dyn FnMut(&str),
     ) -> Result<KindBackend, KindError> {
@@ -294,9 +266,9 @@ impl KindBackend {
             Err(e) if opts.keep => Err(e),
             Err(e) => {
                 progress(&format!("set-up failed: {e}; removing what it created"));
-                let cleanup = backend.shutdown(progress).await;
-                for line in cleanup.to_string().lines() {
-                    progress(line);
+                let cleanup = backend.remove_all(progress).await;
+                for line in cleanup.leftovers {
+                    progress(&format!("left behind: {line}"));
                 }
                 Err(e)
             }
@@ -450,17 +422,7 @@ impl KindBackend {
             .map_err(|e| e.to_string())
     }
 
-    /// Where `--artifacts` pointed, if anywhere.
-    pub fn artifacts_dir(&self) -> Option<&Path> {
-        self.artifacts.as_deref()
-    }
-
-    /// The kubeconfig context in use.
-    pub fn context(&self) -> &str {
-        &self.context
-    }
-
-    pub async fn collect_artifacts(&mut self, dir: &Path) -> Result<(), KindError> {
+    async fn write_artifacts(&mut self, dir: &Path) -> Result<(), KindError> {
         let mut failures = Vec::new();
         if let Err(e) = std::fs::create_dir_all(dir) {
             return Err(KindError::Artifacts {
@@ -508,9 +470,10 @@ impl KindBackend {
         }
     }
 
-    pub async fn shutdown(mut self, progress: &mut dyn FnMut(&str)) -> KindCleanup {
+    /// Remove what the run created, in reverse (unless `keep`).
+    async fn remove_all(mut self, progress: &mut dyn FnMut(&str)) -> CleanupReport {
         self.shut_down = true;
-        let mut report = KindCleanup::default();
+        let mut report = CleanupReport::default();
         let owned = std::mem::take(&mut self.owned);
         if self.keep {
             for key in &self.applied {
@@ -557,7 +520,7 @@ impl KindBackend {
             progress(&format!("deleting {key}, which the run applied"));
             match cluster::delete_istio(&self.client, key, version, DELETE_TIMEOUT).await {
                 Ok(()) | Err(ClusterError::NotFound { .. }) => report.removed.push(key.to_string()),
-                Err(e) => report.failed.push(e.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
             }
         }
         for object in owned.sleep.iter().rev() {
@@ -565,7 +528,7 @@ impl KindBackend {
                 Ok(()) => report
                     .removed
                     .push(format!("{object} in {}", self.namespace)),
-                Err(e) => report.failed.push(e.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
             }
         }
         if owned.namespace_created {
@@ -574,7 +537,7 @@ impl KindBackend {
                 .await
             {
                 Ok(()) => report.removed.push(format!("namespace {}", self.namespace)),
-                Err(e) => report.failed.push(e.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
             }
         } else if owned.label_added {
             match cluster::set_injection_label(&self.client, &self.namespace, None).await {
@@ -582,7 +545,7 @@ impl KindBackend {
                     "label istio-injection on namespace {}",
                     self.namespace
                 )),
-                Err(e) => report.failed.push(e.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
             }
         }
         if owned.istio {
@@ -592,10 +555,10 @@ impl KindBackend {
         report
     }
 
-    async fn uninstall_istio(&mut self, report: &mut KindCleanup) {
+    async fn uninstall_istio(&mut self, report: &mut CleanupReport) {
         let Some(istioctl) = self.istioctl.clone() else {
             report
-                .failed
+                .leftovers
                 .push("Istio: no istioctl to uninstall it with".into());
             return;
         };
@@ -611,23 +574,23 @@ impl KindBackend {
             Ok(_) => report
                 .removed
                 .push("Istio (istioctl uninstall --purge)".into()),
-            Err(e) => report.failed.push(e.to_string()),
+            Err(e) => report.leftovers.push(e.to_string()),
         }
         match cluster::delete_namespace(&self.client, ISTIO_NAMESPACE, NAMESPACE_DELETE_TIMEOUT)
             .await
         {
             Ok(()) => report.removed.push(format!("namespace {ISTIO_NAMESPACE}")),
-            Err(e) => report.failed.push(e.to_string()),
+            Err(e) => report.leftovers.push(e.to_string()),
         }
     }
 
-    async fn delete_cluster(&mut self, report: &mut KindCleanup) {
+    async fn delete_cluster(&mut self, report: &mut CleanupReport) {
         if !self.owned.cluster {
             return;
         }
         self.owned.cluster = false;
         let Some(kind) = self.kind.clone() else {
-            report.failed.push(format!(
+            report.leftovers.push(format!(
                 "kind cluster {}: no kind binary to delete it with",
                 self.cluster_name
             ));
@@ -645,7 +608,7 @@ impl KindBackend {
             Ok(_) => report
                 .removed
                 .push(format!("kind cluster {}", self.cluster_name)),
-            Err(e) => report.failed.push(e.to_string()),
+            Err(e) => report.leftovers.push(e.to_string()),
         }
     }
 }
@@ -737,11 +700,39 @@ fn backend_error(action: String, message: impl std::fmt::Display) -> BackendErro
     }
 }
 
-impl Backend for KindBackend {
-    fn name(&self) -> &'static str {
-        "kind"
+impl From<KindError> for StartError {
+    fn from(error: KindError) -> StartError {
+        // Everything that stops a cluster set-up is the environment's: tools, clusters, contexts.
+        StartError::Environment(error.to_string())
+    }
+}
+
+impl BackendSpec for KindOptions {
+    type Running = KindBackend;
+
+    fn describe(&self) -> String {
+        match &self.context {
+            Some(context) => format!("kind, context {context}"),
+            None => format!("kind, new cluster {}", self.cluster_name),
+        }
     }
 
+    fn check(&self, _suite: &Suite) -> Result<(), crate::translate::TranslateError> {
+        // A cluster runs real Istio: whatever parses and passes Istio's validation runs.
+        Ok(())
+    }
+
+    async fn start(
+        mut self,
+        suite: &Suite,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<KindBackend, StartError> {
+        self.namespace = suite.namespace.clone();
+        Ok(KindBackend::start(self, progress).await?)
+    }
+}
+
+impl Backend for KindBackend {
     fn reaches_live_site(&self) -> bool {
         true
     }
@@ -754,12 +745,45 @@ impl Backend for KindBackend {
         Some(COMMAND_RETRY)
     }
 
+    fn liveness(&self) -> Liveness {
+        // Nothing of the cluster runs as a child of the harness.
+        Liveness::default()
+    }
+
+    fn keeps_by_waiting(&self) -> bool {
+        false
+    }
+
+    fn access(&self) -> String {
+        format!(
+            "The cluster stays as it is: kubeconfig context {}; the sleep sample in {}.\n",
+            self.context, self.namespace
+        )
+    }
+
+    async fn collect_artifacts(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Some(dir) = self.artifacts.clone() else {
+            return;
+        };
+        progress(&format!(
+            "collecting the proxies' config dumps and logs into {}",
+            dir.display()
+        ));
+        if let Err(e) = self.write_artifacts(&dir).await {
+            progress(&format!("collecting artifacts: {e}"));
+        }
+    }
+
+    async fn shutdown(self, progress: &mut dyn FnMut(&str)) -> CleanupReport {
+        self.remove_all(progress).await
+    }
+
     async fn apply(&mut self, objects: &[IstioObject]) -> Result<StepReport, StepError> {
         let started = Instant::now();
         for object in objects {
             cluster::apply_istio(&self.client, object, &self.namespace)
                 .await
-                .map_err(|e| StepError::Backend(e.to_string()))?;
+                .map_err(|e| StepError::Backend(backend_error("applying".into(), e)))?;
             let key = object.key(&self.namespace);
             if !self.applied.contains(&key) {
                 self.applied.push(key.clone());
@@ -787,7 +811,10 @@ impl Backend for KindBackend {
                 })
             }
             Err(ClusterError::NotFound { key }) => Err(StepError::NotFound(key)),
-            Err(e) => Err(StepError::Backend(e.to_string())),
+            Err(e) => Err(StepError::Backend(backend_error(
+                format!("deleting {key}"),
+                e,
+            ))),
         }
     }
 

@@ -190,9 +190,10 @@ async fn a_webhook_rejection_comes_through_verbatim() {
     let mut backend = backend(client, FakeShell::default());
     let err = backend.apply(&objects).await.unwrap_err();
     server.await.unwrap();
-    let StepError::Backend(text) = err else {
+    let StepError::Backend(error) = err else {
         panic!("expected a backend error, got {err:?}");
     };
+    let text = error.to_string();
     assert!(text.contains("ServiceEntry default/cnn"), "{text}");
     assert!(text.contains("01-serviceentry-cnn.yaml:1"), "{text}");
     assert!(text.ends_with(message), "{text}");
@@ -555,8 +556,8 @@ async fn shutdown_removes_what_the_run_added_to_a_shared_cluster_in_reverse() {
         calls[0].1.join(" "),
         "uninstall --purge -y --context kind-test"
     );
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.removed.len(), 6, "{report}");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.removed.len(), 6, "{report:?}");
 }
 
 #[tokio::test]
@@ -667,7 +668,7 @@ async fn shutdown_deletes_the_tutorials_objects_a_failed_run_left_newest_first()
             ),
         ]
     );
-    assert!(report.is_clean(), "{report}");
+    assert!(report.is_clean(), "{report:?}");
     assert_eq!(
         report.removed,
         [

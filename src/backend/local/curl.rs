@@ -1,9 +1,7 @@
-//! Running the tutorial's curl locally: the same arguments, plus what stands in for the pod's
-//! network — a `--connect-to` for every host and port the command may reach (the redirect's too),
-//! and `--cacert` with the run's CA in place of the public roots.
+//! Running curl on this machine, where the sleep pod would run it (`crate::local_network` says
+//! with which flags), and the hosts and ports a command's URLs name.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -31,25 +29,6 @@ pub(crate) fn url_targets(argv: &[String]) -> BTreeSet<(String, u32)> {
             Some((host.to_ascii_lowercase(), port))
         })
         .collect()
-}
-
-/// The full command line: the tutorial's arguments, then the local network's.
-pub(crate) fn local_argv(
-    argv: &[String],
-    connect_to: &[(String, u32, u16)],
-    ca_file: &Path,
-) -> Vec<String> {
-    let mut out = argv.to_vec();
-    for (host, port, local) in connect_to {
-        out.push("--connect-to".into());
-        out.push(format!("{host}:{port}:127.0.0.1:{local}"));
-    }
-    out.push("--cacert".into());
-    out.push(ca_file.display().to_string());
-    // A user's proxy settings must not take the pod's place.
-    out.push("--noproxy".into());
-    out.push("*".into());
-    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,21 +104,6 @@ mod tests {
                 .into_iter()
                 .collect::<Vec<_>>(),
             [("edition.cnn.com".to_string(), 80)]
-        );
-    }
-
-    #[test]
-    fn appends_the_local_network() {
-        let argv = local_argv(
-            &args("curl -s http://a/"),
-            &[("a".into(), 80, 4000)],
-            Path::new("/run/ca.pem"),
-        );
-        assert_eq!(
-            argv,
-            args(
-                "curl -s http://a/ --connect-to a:80:127.0.0.1:4000 --cacert /run/ca.pem --noproxy *"
-            )
         );
     }
 }

@@ -1,0 +1,455 @@
+//! `egress-conformance`: replay the tutorials' suites and report.
+//!
+//! Exit codes: 0 every expectation held and nothing was left behind; 1 the mesh failed (an
+//! expectation, a rejected config, a process that died, a leftover) or the run was interrupted;
+//! 2 bad input or a broken environment (a malformed suite or manifest, a missing Envoy, an
+//! unreachable cluster). The code comes from the error's type, in [`exit_code`].
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::backend::kind::{self, KindOptions};
+use crate::backend::local::LocalSpec;
+use crate::backend::{BackendSpec, StartError};
+use crate::control_plane::ControlPlaneKind;
+use crate::envoy::{LocateError, find_or_install};
+use crate::report::{Junit, Reporter, Transcript};
+use crate::session::{self, SessionError, SessionOutcome};
+use crate::suite::{Suite, SuiteError, discover, load_suite};
+use crate::translate::TranslateError;
+
+#[derive(Parser)]
+#[command(
+    name = "egress-conformance",
+    version,
+    about = "Replay Istio's egress tutorials and check every stage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay suites (default: every suite under suites/).
+    Run {
+        /// Suite files.
+        suites: Vec<PathBuf>,
+        /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
+        #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
+        backend: BackendChoice,
+        /// local: the control plane that makes the proxies' config.
+        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
+        control_plane: ControlPlaneChoice,
+        /// kind: use this kubeconfig context and create no cluster.
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// kind: the Istio version to install (istioctl of that version must be on PATH or in
+        /// $ISTIOCTL).
+        #[arg(long, value_name = "VERSION", default_value = kind::DEFAULT_ISTIO_VERSION)]
+        istio_version: String,
+        /// kind: the cluster to create.
+        #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
+        cluster_name: String,
+        /// kind: the node image of the cluster to create.
+        #[arg(long, value_name = "IMAGE", default_value = kind::DEFAULT_NODE_IMAGE)]
+        kind_node_image: String,
+        /// kind: when a run fails, write the proxies' config dumps, stats and logs here.
+        #[arg(long, value_name = "DIR")]
+        artifacts: Option<PathBuf>,
+        /// Leave what the run set up in place: locally the mesh keeps running until Ctrl-C and its
+        /// directory stays; on kind the cluster, Istio and the sample stay.
+        #[arg(long)]
+        keep: bool,
+        /// Print passing expectations too.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Also write a JUnit XML report (one test case per stage) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Find or install what runs need (Envoy), and say where it is.
+    Setup,
+    /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
+    Bench {
+        /// Suite file (default: every suite under suites/).
+        suites: Vec<PathBuf>,
+        /// How many replays.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// The control plane to measure.
+        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
+        control_plane: ControlPlaneChoice,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendChoice {
+    Local,
+    Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ControlPlaneChoice {
+    /// The harness's own translator (no toolchain needed).
+    Builtin,
+}
+
+impl From<ControlPlaneChoice> for ControlPlaneKind {
+    fn from(choice: ControlPlaneChoice) -> ControlPlaneKind {
+        match choice {
+            ControlPlaneChoice::Builtin => ControlPlaneKind::Builtin,
+        }
+    }
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0} (run from the repository root, or name a suite)")]
+    NoSuites(String),
+    #[error(transparent)]
+    Suite(#[from] SuiteError),
+    #[error("{file}: {source}")]
+    Unsupported {
+        file: String,
+        #[source]
+        source: TranslateError,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Envoy(#[from] LocateError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("writing the JUnit report {}: {message}", .file.display())]
+    Report { file: PathBuf, message: String },
+    #[error("interrupted before the run started")]
+    Interrupted,
+}
+
+/// The one place an error becomes an exit code.
+fn exit_code(error: &CliError) -> u8 {
+    match error {
+        CliError::NoSuites(_)
+        | CliError::Suite(_)
+        | CliError::Unsupported { .. }
+        | CliError::Usage(_)
+        | CliError::Envoy(_)
+        | CliError::Report { .. }
+        | CliError::Session(SessionError::Start {
+            source: StartError::Environment(_),
+            ..
+        }) => 2,
+        CliError::Session(SessionError::Start {
+            source: StartError::Mesh(_),
+            ..
+        })
+        | CliError::Session(SessionError::Abandoned { .. })
+        | CliError::Interrupted => 1,
+    }
+}
+
+/// Ctrl-C and SIGTERM, counted from the moment the runtime starts. Each call of
+/// [`Interrupts::next`] waits for one interrupt nobody has waited for yet, so an interrupt that
+/// arrives before anyone waits is not lost.
+#[derive(Clone)]
+struct Interrupts {
+    seen: watch::Receiver<u64>,
+    taken: Rc<Cell<u64>>,
+}
+
+impl Interrupts {
+    fn install() -> std::io::Result<Interrupts> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let (count, seen) = watch::channel(0u64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+                count.send_modify(|n| *n += 1);
+            }
+        });
+        Ok(Interrupts {
+            seen,
+            taken: Rc::new(Cell::new(0)),
+        })
+    }
+
+    fn pending(&self) -> bool {
+        *self.seen.borrow() > self.taken.get()
+    }
+
+    fn next(&self) -> impl Future<Output = ()> + 'static {
+        let mut seen = self.seen.clone();
+        let taken = Rc::clone(&self.taken);
+        async move {
+            let wanted = taken.get() + 1;
+            if seen.wait_for(|n| *n >= wanted).await.is_err() {
+                // The counter is gone only when the runtime stops: never interrupted.
+                return std::future::pending().await;
+            }
+            taken.set(wanted);
+        }
+    }
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        let interrupts = Interrupts::install()
+            .map_err(|e| CliError::Usage(format!("installing the signal handlers: {e}")))?;
+        let cli = Cli::parse();
+        match cli.command {
+            Command::Run {
+                suites,
+                backend,
+                control_plane,
+                context,
+                istio_version,
+                cluster_name,
+                kind_node_image,
+                artifacts,
+                keep,
+                verbose,
+                junit,
+            } => {
+                let suites = load_all(suites)?;
+                let mut out = Reports::new(verbose, junit);
+                let passed = match backend {
+                    BackendChoice::Local => {
+                        if context.is_some() || artifacts.is_some() {
+                            return Err(CliError::Usage(
+                                "--context and --artifacts apply to --backend kind".into(),
+                            ));
+                        }
+                        let spec = LocalSpec::new(envoy()?, control_plane.into(), keep);
+                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                    }
+                    BackendChoice::Kind => {
+                        let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
+                        spec.context = context;
+                        spec.istio_version = istio_version;
+                        spec.cluster_name = cluster_name;
+                        spec.kind_node_image = kind_node_image;
+                        spec.artifacts = artifacts;
+                        spec.keep = keep;
+                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                    }
+                };
+                out.finish()?;
+                passed
+            }
+            Command::Setup => {
+                let envoy = envoy()?;
+                println!("envoy {} {}", envoy.version, envoy.path.display());
+                Ok(true)
+            }
+            Command::Bench {
+                suites,
+                runs,
+                control_plane,
+            } => bench(load_all(suites)?, runs, control_plane.into(), &interrupts).await,
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// The transcript on stdout, and JUnit when asked for.
+struct Reports {
+    transcript: Transcript<std::io::Stdout>,
+    junit: Option<(PathBuf, Junit)>,
+}
+
+impl Reports {
+    fn new(verbose: bool, junit: Option<PathBuf>) -> Reports {
+        Reports {
+            transcript: Transcript::new(std::io::stdout(), verbose),
+            junit: junit.map(|file| (file, Junit::new())),
+        }
+    }
+
+    fn finish(self) -> Result<(), CliError> {
+        let Some((file, junit)) = self.junit else {
+            return Ok(());
+        };
+        let report = |message: String| CliError::Report {
+            file: file.clone(),
+            message,
+        };
+        let xml = junit.to_xml().map_err(|e| report(e.to_string()))?;
+        std::fs::write(&file, xml).map_err(|e| report(e.to_string()))
+    }
+}
+
+impl Reporter for Reports {
+    fn report(&mut self, event: &crate::report::Event) {
+        self.transcript.report(event);
+        if let Some((_, junit)) = &mut self.junit {
+            junit.report(event);
+        }
+    }
+}
+
+fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, CliError> {
+    let paths = if paths.is_empty() {
+        let dir = PathBuf::from("suites");
+        let found =
+            discover(&dir).map_err(|e| CliError::NoSuites(format!("{}: {e}", dir.display())))?;
+        if found.is_empty() {
+            return Err(CliError::NoSuites(format!(
+                "{}: no suite files",
+                dir.display()
+            )));
+        }
+        found
+    } else {
+        paths
+    };
+    paths.iter().map(|p| Ok(load_suite(p)?)).collect()
+}
+
+/// Refuse what the backend cannot run before anything starts.
+fn check_all(suites: &[Suite], spec: &impl BackendSpec) -> Result<(), CliError> {
+    for suite in suites {
+        spec.check(suite).map_err(|source| CliError::Unsupported {
+            file: suite.file.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn envoy() -> Result<crate::envoy::EnvoyBinary, CliError> {
+    Ok(find_or_install(&mut |note| eprintln!("{note}"))?)
+}
+
+async fn run_all<S: BackendSpec + Clone>(
+    suites: &[Suite],
+    spec: S,
+    interrupts: &Interrupts,
+    keep: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<bool, CliError> {
+    check_all(suites, &spec)?;
+    let mut all_passed = true;
+    for suite in suites {
+        if interrupts.pending() {
+            return Err(CliError::Interrupted);
+        }
+        let outcome =
+            session::run(suite, spec.clone(), reporter, || interrupts.next(), keep).await?;
+        if outcome.summary.is_none() {
+            // Interrupted: the remaining suites are not run.
+            return Ok(false);
+        }
+        all_passed &= outcome.passed();
+    }
+    Ok(all_passed)
+}
+
+async fn bench(
+    suites: Vec<Suite>,
+    runs: usize,
+    control_plane: ControlPlaneKind,
+    interrupts: &Interrupts,
+) -> Result<bool, CliError> {
+    let spec = LocalSpec::new(envoy()?, control_plane, false);
+    check_all(&suites, &spec)?;
+    let mut all_passed = true;
+    for suite in &suites {
+        let mut totals = Vec::new();
+        let mut startups = Vec::new();
+        let mut latencies = Vec::new();
+        let mut per_stage: Vec<(String, Vec<Duration>)> = suite
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), Vec::new()))
+            .collect();
+        for _ in 0..runs.max(1) {
+            let mut sink = Transcript::new(std::io::sink(), false);
+            let outcome: SessionOutcome =
+                session::run(suite, spec.clone(), &mut sink, || interrupts.next(), false).await?;
+            let Some(summary) = &outcome.summary else {
+                return Ok(false);
+            };
+            if !outcome.passed() {
+                all_passed = false;
+                eprintln!("a replay failed: {}", summary.failures().join("; "));
+            }
+            totals.push(outcome.total);
+            startups.push(outcome.startup);
+            for (i, stage) in summary.stages.iter().enumerate() {
+                per_stage[i].1.extend(stage.step_latencies.iter().copied());
+                latencies.extend(stage.step_latencies.iter().copied());
+            }
+        }
+        println!(
+            "{}: {} replays on the local backend ({} control plane)",
+            suite.name,
+            totals.len(),
+            control_plane.name()
+        );
+        println!(
+            "  whole replay (start-up and cleanup included): {}",
+            stats(&totals)
+        );
+        println!(
+            "  start-up to baseline ACKed:                   {}",
+            stats(&startups)
+        );
+        if !latencies.is_empty() {
+            println!(
+                "  apply-to-ACK, every step:                     {}",
+                stats(&latencies)
+            );
+        }
+        for (name, values) in &per_stage {
+            if !values.is_empty() {
+                println!("    {name:<24} {}", stats(values));
+            }
+        }
+    }
+    Ok(all_passed)
+}
+
+fn stats(values: &[Duration]) -> String {
+    let mut ms: Vec<f64> = values.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "median {:.1} ms, min {:.1} ms, p90 {:.1} ms, max {:.1} ms (n={})",
+        pick(0.5),
+        ms[0],
+        pick(0.9),
+        ms[ms.len() - 1],
+        ms.len()
+    )
+}
