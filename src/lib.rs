@@ -24,3 +24,4 @@ mod suite;
 mod translate;
 mod wait;
 mod xds;
+mod yaml;

@@ -386,6 +386,24 @@ pub(crate) mod tests {
                 .unwrap_or(true)
     }
 
+    /// Until the child's log ends with `words`.
+    async fn said(log: &Path, words: &str) {
+        crate::wait::Wait::new(
+            format!("the child to say {words:?}"),
+            Duration::from_secs(5),
+        )
+        .poll(|| async {
+            let tail = tail_lines(log, 1);
+            Ok::<_, ()>(if tail == words {
+                crate::wait::Look::Ready(())
+            } else {
+                crate::wait::Look::NotYet(tail)
+            })
+        })
+        .await
+        .unwrap();
+    }
+
     #[tokio::test]
     async fn a_death_is_seen_when_it_happens_with_the_signal_and_the_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -393,9 +411,10 @@ pub(crate) mod tests {
         let child = Supervised::spawn(
             "the test child",
             sh("echo last words; exec sleep 30", &log),
-            log,
+            log.clone(),
         )
         .unwrap();
+        said(&log, "last words").await;
         let mut liveness = Liveness::default();
         liveness.watch(&child);
         assert!(liveness.dead().is_none());
@@ -435,16 +454,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         // The trap must be set before SIGTERM arrives.
-        crate::wait::Wait::new("the child's trap", Duration::from_secs(5))
-            .poll(|| async {
-                Ok::<_, ()>(if tail_lines(&log, 1) == "ready" {
-                    crate::wait::Look::Ready(())
-                } else {
-                    crate::wait::Look::NotYet(tail_lines(&log, 1))
-                })
-            })
-            .await
-            .unwrap();
+        said(&log, "ready").await;
         let status = child.shutdown(Duration::from_millis(100)).await.unwrap();
         assert_eq!(describe(&status), "killed by SIGKILL");
     }

@@ -1,10 +1,16 @@
-//! Istio's networking API as the harness understands it: the typed objects ([`types`]) and the
-//! parser that turns manifests into them, validating every field on the way.
+//! Istio's networking API as the harness reads it: one typed model per kind ([`api`]), the
+//! objects manifests make ([`object`]), the parser that reads them ([`parse`]) and Istio's own
+//! validation rules ([`validate`]).
 //!
 //! Nothing here talks to a cluster or to Envoy; translating these objects is another module's job.
 
+pub(crate) mod api;
+mod object;
 pub(crate) mod parse;
-pub mod types;
+mod protocol;
+pub(crate) mod validate;
 
+pub(crate) use api::*;
+pub(crate) use object::{IstioObject, Kind, ObjectKey, Spec};
 pub(crate) use parse::{ManifestError, load_manifests};
-pub use types::*;
+pub(crate) use protocol::Protocol;

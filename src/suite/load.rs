@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::istio::{Kind, ManifestError, ObjectKey, load_manifests};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
+use crate::yaml::{self, FieldError, FieldPath};
 
 use super::model::*;
 
@@ -19,13 +19,8 @@ pub enum SuiteError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: {message}")]
-    Yaml {
-        file: PathBuf,
-        line: u64,
-        column: u64,
-        message: String,
-    },
+    #[error(transparent)]
+    Field(#[from] Box<FieldError>),
     #[error("{file}:{line}: {message}")]
     Invalid {
         file: PathBuf,
@@ -59,7 +54,7 @@ struct RawSuite {
     mesh: RawMesh,
     #[serde(default)]
     commands: BTreeMap<String, String>,
-    stages: Vec<Spanned<RawStage>>,
+    stages: Vec<RawStage>,
 }
 
 fn default_namespace() -> String {
@@ -88,16 +83,16 @@ struct RawStage {
     #[serde(default)]
     says: Option<String>,
     #[serde(default)]
-    apply: Vec<Spanned<String>>,
+    apply: Vec<String>,
     #[serde(default)]
-    delete: Vec<Spanned<String>>,
+    delete: Vec<String>,
     /// A fixture of `kubectl delete <kind> <name>` lines, as the tutorial's cleanup prints them.
     #[serde(default)]
-    delete_file: Option<Spanned<String>>,
+    delete_file: Option<String>,
     #[serde(default)]
     snapshot: Option<String>,
     #[serde(default)]
-    checks: Vec<Spanned<RawCheck>>,
+    checks: Vec<RawCheck>,
 }
 
 #[derive(Deserialize, Default)]
@@ -221,31 +216,35 @@ pub fn load_suite(file: &Path) -> Result<Suite, SuiteError> {
 }
 
 pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
-    let raw: RawSuite = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        SuiteError::Yaml {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message: yaml_message(&e),
-        }
-    })?;
     let invalid = |line: usize, message: String| SuiteError::Invalid {
         file: file.to_path_buf(),
         line,
         message,
     };
+    let mut documents = yaml::read_documents(file, text)?;
+    let root = match documents.len() {
+        1 => documents.remove(0),
+        0 => return Err(invalid(1, "the suite is empty".into())),
+        _ => {
+            return Err(invalid(
+                documents[1].pos.line,
+                "a suite is one YAML document; this is a second".into(),
+            ));
+        }
+    };
+    let (raw, _): (RawSuite, _) = yaml::decode(file, &root, &root, FieldPath::default())?;
+    // Where a part of the suite is written, for its errors.
+    let line_of = |path: &FieldPath| yaml::locate(&root, path).key.line;
+    let stages_path = FieldPath::default().key("stages");
     let fixtures = file.parent().unwrap_or(Path::new(".")).join(&raw.fixtures);
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
+        let at = line_of(&FieldPath::default().key("commands").key(name));
         let argv =
-            shell_words::split(line).map_err(|e| invalid(0, format!("commands.{name}: {e}")))?;
+            shell_words::split(line).map_err(|e| invalid(at, format!("commands.{name}: {e}")))?;
         if argv.first().map(String::as_str) != Some("curl") {
             return Err(invalid(
-                0,
+                at,
                 format!("commands.{name}: only curl commands are supported, got {line:?}"),
             ));
         }
@@ -269,9 +268,9 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         )
     };
     let mut stage_names = BTreeSet::new();
-    for spanned in raw.stages {
-        let line = spanned.referenced.line() as usize;
-        let raw_stage = spanned.value;
+    for (stage_index, raw_stage) in raw.stages.into_iter().enumerate() {
+        let stage_path = stages_path.index(stage_index);
+        let line = line_of(&stage_path);
         if !stage_names.insert(raw_stage.name.clone()) {
             return Err(invalid(
                 line,
@@ -279,9 +278,9 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
             ));
         }
         let mut steps = Vec::new();
-        for apply in raw_stage.apply {
-            let step_line = apply.referenced.line() as usize;
-            let path = fixtures.join(&apply.value);
+        for (i, apply) in raw_stage.apply.iter().enumerate() {
+            let step_line = line_of(&stage_path.key("apply").index(i));
+            let path = fixtures.join(apply);
             if !path.is_file() {
                 return Err(SuiteError::MissingFixture {
                     file: file.to_path_buf(),
@@ -300,18 +299,18 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
                 objects,
             });
         }
-        for delete in raw_stage.delete {
-            let step_line = delete.referenced.line() as usize;
-            let key = parse_delete(&delete.value, &raw.namespace)
+        for (i, delete) in raw_stage.delete.iter().enumerate() {
+            let step_line = line_of(&stage_path.key("delete").index(i));
+            let key = parse_delete(delete, &raw.namespace)
                 .map_err(|message| invalid(step_line, message))?;
             if !present.remove(&key) {
                 return Err(invalid(step_line, gone(&key, &raw_stage.name)));
             }
             steps.push(Step::Delete { key });
         }
-        if let Some(delete_file) = raw_stage.delete_file {
-            let step_line = delete_file.referenced.line() as usize;
-            let path = fixtures.join(&delete_file.value);
+        if let Some(delete_file) = &raw_stage.delete_file {
+            let step_line = line_of(&stage_path.key("delete_file"));
+            let path = fixtures.join(delete_file);
             let text = std::fs::read_to_string(&path).map_err(|_| SuiteError::MissingFixture {
                 file: file.to_path_buf(),
                 line: step_line,
@@ -342,9 +341,9 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
             }
         }
         let mut checks = Vec::new();
-        for check in raw_stage.checks {
-            let check_line = check.referenced.line() as usize;
-            let kind = resolve_check(check.value, &commands, &snapshots)
+        for (i, check) in raw_stage.checks.into_iter().enumerate() {
+            let check_line = line_of(&stage_path.key("checks").index(i));
+            let kind = resolve_check(check, &commands, &snapshots)
                 .map_err(|message| invalid(check_line, message))?;
             checks.push(Check {
                 line: check_line,
@@ -376,18 +375,6 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         },
         stages,
     })
-}
-
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    // The rendered error repeats the location; keep the first line, which is the message.
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or_default().trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    // Drop a leading "line N column M: ": the error already carries the location.
-    match first.split_once(": ") {
-        Some((location, rest)) if location.starts_with("line ") => rest.to_string(),
-        _ => first.to_string(),
-    }
 }
 
 /// `kubectl delete <kind> <name>`, as the tutorial writes it: `gateway istio-egressgateway`.

@@ -31,7 +31,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 
-use crate::istio::{Protocol, SimpleLb, TlsMode};
+use crate::istio::{ClientTlsMode, Protocol, SimpleLb};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
 
 use super::envoy_build::{ads, any, seconds, socket_address};
@@ -70,7 +70,11 @@ pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssi
                 let mut cluster = base_cluster(&cluster_name, service, port);
                 cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
                 set_http_options(&mut cluster, port, None);
-                if let Some(tls) = policy.tls.as_ref().filter(|t| t.mode == TlsMode::Simple) {
+                if let Some(tls) = policy
+                    .tls
+                    .as_ref()
+                    .filter(|t| t.mode == ClientTlsMode::Simple)
+                {
                     apply_simple_tls(&mut cluster, tls, port);
                 }
                 if let Discovery::Eds { endpoint_ips } = &service.discovery {
@@ -169,10 +173,11 @@ fn apply_simple_tls(
     tls: &crate::istio::ClientTlsSettings,
     port: &ServicePort,
 ) {
-    let trusted_ca = tls
-        .ca_certificates
-        .clone()
-        .unwrap_or_else(|| SYSTEM_ROOTS.to_string());
+    let trusted_ca = if tls.ca_certificates.is_empty() {
+        SYSTEM_ROOTS.to_string()
+    } else {
+        tls.ca_certificates.clone()
+    };
     let validation = if tls.insecure_skip_verify == Some(true) {
         None
     } else {
@@ -196,14 +201,14 @@ fn apply_simple_tls(
             validation_context_type: validation,
             ..Default::default()
         }),
-        sni: tls.sni.clone().unwrap_or_default(),
+        sni: tls.sni.clone(),
         ..Default::default()
     };
     cluster.transport_socket = Some(TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
     });
-    if tls.sni.is_none() && port.protocol.is_http() {
+    if tls.sni.is_empty() && port.protocol.is_http() {
         let auto = UpstreamHttpProtocolOptions {
             auto_sni: true,
             auto_san_validation: tls.insecure_skip_verify != Some(true),

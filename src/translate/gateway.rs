@@ -51,7 +51,11 @@ pub(crate) fn listeners(
             continue;
         }
         for server in &gateway.servers {
-            let port = bind_port(registry, workload, server.port.number);
+            // Validation guarantees every server a port.
+            let Some(server_port) = &server.port else {
+                continue;
+            };
+            let port = bind_port(registry, workload, server_port.number);
             let entry = by_port.entry(port).or_insert_with(|| {
                 let route_config = format!("http.{port}");
                 let chain = FilterChain {
@@ -65,7 +69,7 @@ pub(crate) fn listeners(
                 GatewayListener {
                     listener: listener("0.0.0.0", port, true, vec![chain]),
                     route_config,
-                    service_port: server.port.number,
+                    service_port: server_port.number,
                     servers: Vec::new(),
                 }
             });

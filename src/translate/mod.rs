@@ -17,6 +17,7 @@ mod sidecar;
 use crate::istio::{IstioObject, ObjectKey};
 use crate::mesh::{AppliedConfig, MeshSettings, Registry};
 use crate::xds::ProxyResources;
+use crate::yaml::FieldPath;
 
 /// Which proxies to build config for: the sidecar's and the egress gateway's workloads.
 #[derive(Debug, Clone)]
@@ -52,13 +53,13 @@ pub enum TranslateError {
 /// A field of the Istio API the translator does not implement.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "{file}:{line}: {object}: {field}: the builtin control plane cannot translate this ({reason}); \
+    "{at}: {object}: {field}: the builtin control plane cannot translate this ({reason}); \
      `--backend kind` runs it with real Istio"
 )]
 pub struct Unsupported {
     pub object: ObjectKey,
-    pub file: String,
-    pub line: usize,
+    /// `file:line:column` of the field.
+    pub at: String,
     pub field: String,
     pub reason: String,
 }
@@ -72,8 +73,7 @@ impl TranslateError {
     ) -> TranslateError {
         TranslateError::Unsupported(Box::new(Unsupported {
             object: key.clone(),
-            file: object.source.file.display().to_string(),
-            line: object.source.line,
+            at: object.source.at(&FieldPath::parse(field)),
             field: field.to_string(),
             reason: reason.to_string(),
         }))

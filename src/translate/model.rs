@@ -128,6 +128,14 @@ impl<'a> MeshModel<'a> {
         let mut virtual_services = Vec::new();
         let mut gateways = Vec::new();
         for (key, object) in config.iter() {
+            if let Some(field) = object.untranslated.first() {
+                return Err(TranslateError::unsupported(
+                    key,
+                    object,
+                    &field.path.to_string(),
+                    "this field is not translated",
+                ));
+            }
             match &object.spec {
                 Spec::ServiceEntry(entry) => {
                     services.extend(service_entry_services(key, object, entry)?)
@@ -178,15 +186,27 @@ fn service_entry_services(
             "only DNS and DNS_ROUND_ROBIN resolution are translated",
         ));
     }
+    let mut ports = Vec::new();
     for (i, port) in entry.ports.iter().enumerate() {
-        if !port.protocol.is_http() {
+        let protocol = Protocol::parse(&port.protocol)
+            .filter(|p| matches!(p, Protocol::Http | Protocol::Http2 | Protocol::Grpc));
+        let Some(protocol) = protocol else {
             return Err(TranslateError::unsupported(
                 key,
                 object,
                 &format!("spec.ports[{i}].protocol"),
                 "only HTTP, HTTP2 and GRPC ServiceEntry ports are translated",
             ));
-        }
+        };
+        ports.push(ServicePort {
+            number: port.number,
+            protocol,
+            target_port: if port.target_port == 0 {
+                port.number
+            } else {
+                port.target_port
+            },
+        });
     }
     Ok(entry
         .hosts
@@ -194,15 +214,7 @@ fn service_entry_services(
         .map(|host| Service {
             hostname: host.clone(),
             vip: None,
-            ports: entry
-                .ports
-                .iter()
-                .map(|p| ServicePort {
-                    number: p.number,
-                    protocol: p.protocol,
-                    target_port: p.target_port.unwrap_or(p.number),
-                })
-                .collect(),
+            ports: ports.clone(),
             discovery: Discovery::Dns,
         })
         .collect())

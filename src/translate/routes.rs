@@ -91,7 +91,7 @@ fn applies(rule: &HttpRoute, context: &Context, vs_namespace: &str, port: u32) -
             || m.gateways
                 .iter()
                 .any(|g| context.is_named_by(g, vs_namespace));
-        gateway_ok && m.port.is_none_or(|p| p == port)
+        gateway_ok && (m.port == 0 || m.port == port)
     })
 }
 
@@ -100,10 +100,11 @@ fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u3
     let targets: Vec<(String, String, u32, u32)> = rule
         .route
         .iter()
-        .map(|d| {
-            let host = qualify(&d.destination.host, vs_namespace);
-            let dest_port = d
-                .destination
+        // Validation guarantees every route destination a destination.
+        .filter_map(|d| Some((d.destination.as_ref()?, d.weight)))
+        .map(|(destination, weight)| {
+            let host = qualify(&destination.host, vs_namespace);
+            let dest_port = destination
                 .port
                 .as_ref()
                 .map(|p| p.number)
@@ -114,8 +115,9 @@ fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u3
                         _ => port,
                     }
                 });
-            let cluster = clusters::name(dest_port, d.destination.subset.as_deref(), &host);
-            (cluster, host, dest_port, d.weight.unwrap_or(0))
+            let subset = (!destination.subset.is_empty()).then_some(destination.subset.as_str());
+            let cluster = clusters::name(dest_port, subset, &host);
+            (cluster, host, dest_port, u32::try_from(weight).unwrap_or(0))
         })
         .collect();
     // As istiod names the operation: the one destination's host and cluster port, or the
@@ -139,7 +141,7 @@ fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u3
         });
         (split, format!("{}:{port}/*", key.name))
     };
-    let mut route = route(rule.name.clone().unwrap_or_default(), specifier, operation);
+    let mut route = route(rule.name.clone(), specifier, operation);
     if let Some(m) = &mut route.r#match {
         m.case_sensitive = Some(bool_value(true));
     }

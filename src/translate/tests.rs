@@ -47,7 +47,7 @@ use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message, Name};
 
 use super::*;
-use crate::istio::{Kind, Protocol, Resolution, Spec};
+use crate::istio::{Kind, Resolution, Spec};
 use crate::mesh::OutboundTrafficPolicy;
 
 // ---------------------------------------------------------------------------------------------
@@ -1626,26 +1626,50 @@ fn static_resolution_is_unsupported() {
     let TranslateError::Unsupported(unsupported) = &err else {
         panic!("{err}")
     };
-    let (object, file, line, field) = (
-        &unsupported.object,
-        &unsupported.file,
-        &unsupported.line,
-        &unsupported.field,
+    assert_eq!(unsupported.field, "spec.resolution");
+    assert_eq!(unsupported.object.name, "cnn");
+    // The field's own line and column in the fixture.
+    assert!(
+        unsupported.at.ends_with("01-serviceentry-cnn.yaml:15:3"),
+        "{}",
+        unsupported.at
     );
-    assert_eq!(field, "spec.resolution");
-    assert_eq!(object.name, "cnn");
-    assert!(file.ends_with("01-serviceentry-cnn.yaml"), "{file}");
-    assert_eq!(*line, 1);
 }
 
 #[test]
 fn tcp_service_entry_port_is_unsupported() {
-    let err = service_entry_with(|e| e.ports[1].protocol = Protocol::Tcp);
+    let err = service_entry_with(|e| e.ports[1].protocol = "TCP".into());
     let TranslateError::Unsupported(unsupported) = &err else {
         panic!("{err}")
     };
     assert_eq!(unsupported.field, "spec.ports[1].protocol");
     assert!(err.to_string().contains("spec.ports[1].protocol"), "{err}");
+}
+
+#[test]
+fn a_field_the_translator_does_not_implement_is_refused_where_it_is_set() {
+    let mut config = applied(2);
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: t\nspec:\n  hosts: [edition.cnn.com]\n  http:\n  - timeout: 3s\n    route:\n    - destination: {host: edition.cnn.com}\n";
+    for object in crate::istio::parse::parse_manifests(Path::new("inline.yaml"), yaml).unwrap() {
+        config.apply(object, NAMESPACE);
+    }
+    let err = translate_err(&config);
+    let TranslateError::Unsupported(unsupported) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(unsupported.field, "spec.http[0].timeout");
+    assert_eq!(unsupported.at, "inline.yaml:8:5");
+    assert!(err.to_string().contains("--backend kind"), "{err}");
+}
+
+fn translate_err(config: &AppliedConfig) -> TranslateError {
+    translate(
+        config,
+        &Registry::tutorial(),
+        &MeshSettings::default(),
+        &ProxyWorkloads::tutorial(),
+    )
+    .unwrap_err()
 }
 
 #[test]

@@ -276,13 +276,14 @@ pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
         .output()
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&local.stderr);
+    let line = ws.line_of(&fixture_path("01-serviceentry-cnn.yaml"), "protocol: HTTPS");
     let wanted = [
-        "01-serviceentry-cnn.yaml:1:",
+        &format!("01-serviceentry-cnn.yaml:{line}:5:"),
         "spec.ports[1].protocol",
         "the builtin control plane cannot translate this",
         "--backend kind",
     ];
-    if local.status.code() != Some(2) || !wanted.iter().all(|w| stderr.contains(w)) {
+    if local.status.code() != Some(2) || !wanted.iter().all(|w| stderr.contains(*w)) {
         return Err(format!(
             "local: exit {:?}, expected 2 naming the field: {stderr}",
             local.status.code()
