@@ -18,8 +18,9 @@ context="kind-$CLUSTER_NAME"
 
 echo "installing Istio $ISTIO_VERSION (demo profile)" >&2
 # The suite's traffic checks read each outbound cluster's counters, which Istio does not record
-# by default.
-istioctl --context "$context" install -y --set profile=demo \
+# by default. Images come from Docker Hub: Istio 1.30 defaults to registry.istio.io, which Istio
+# retires in December 2026 (1.31 and later publish to docker.io/istio only).
+istioctl --context "$context" install -y --set profile=demo --set hub=docker.io/istio \
   --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound' \
   --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster'
 kubectl --context "$context" label namespace default istio-injection=enabled --overwrite

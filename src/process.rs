@@ -386,6 +386,14 @@ pub(crate) mod tests {
                 .unwrap_or(true)
     }
 
+    /// `script` run by `sh` as `who`, its output in a log of its own directory.
+    fn child(who: &str, script: &str) -> (tempfile::TempDir, PathBuf, Supervised) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let child = Supervised::spawn(who, sh(script, &log), log.clone()).unwrap();
+        (dir, log, child)
+    }
+
     /// Until the child's log ends with `words`.
     async fn said(log: &Path, words: &str) {
         crate::wait::Wait::new(
@@ -406,14 +414,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_death_is_seen_when_it_happens_with_the_signal_and_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out.log");
-        let child = Supervised::spawn(
-            "the test child",
-            sh("echo last words; exec sleep 30", &log),
-            log.clone(),
-        )
-        .unwrap();
+        let (_dir, log, child) = child("the test child", "echo last words; exec sleep 30");
         said(&log, "last words").await;
         let mut liveness = Liveness::default();
         liveness.watch(&child);
@@ -434,9 +435,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn shutdown_terms_then_reports_the_exit() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out.log");
-        let child = Supervised::spawn("sleeper", sh("exec sleep 30", &log), log).unwrap();
+        let (_dir, _log, child) = child("sleeper", "exec sleep 30");
         let pid = child.pid();
         let status = child.shutdown(Duration::from_secs(5)).await.unwrap();
         assert_eq!(describe(&status), "killed by SIGTERM");
@@ -445,14 +444,10 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn shutdown_kills_what_ignores_sigterm() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out.log");
-        let child = Supervised::spawn(
+        let (_dir, log, child) = child(
             "stubborn",
-            sh("trap '' TERM; echo ready; while :; do sleep 1; done", &log),
-            log.clone(),
-        )
-        .unwrap();
+            "trap '' TERM; echo ready; while :; do sleep 1; done",
+        );
         // The trap must be set before SIGTERM arrives.
         said(&log, "ready").await;
         let status = child.shutdown(Duration::from_millis(100)).await.unwrap();
@@ -461,9 +456,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn drop_kills() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out.log");
-        let child = Supervised::spawn("sleeper", sh("exec sleep 30", &log), log).unwrap();
+        let (_dir, _log, child) = child("sleeper", "exec sleep 30");
         let pid = child.pid();
         drop(child);
         assert!(gone(pid), "pid {pid} outlived its guard");
@@ -471,9 +464,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn an_exit_code_is_described_as_such() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("out.log");
-        let child = Supervised::spawn("quitter", sh("exit 3", &log), log).unwrap();
+        let (_dir, _log, child) = child("quitter", "exit 3");
         let death = child.death().await;
         assert_eq!(death.how, "exit code 3");
         assert!(child.exited().is_some());

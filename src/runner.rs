@@ -303,7 +303,7 @@ async fn run_check<B: Backend>(
             let wait = Wait::new(format!("{} to pass", command.command.name), window)
                 .every(COMMAND_RETRY_PAUSE);
             let looked = wait
-                .poll_borrowing(async || {
+                .poll(async || {
                     // Each look runs the command anew.
                     let outcomes = run_command_check(command, backend, reporter).await?;
                     Ok::<_, BackendError>(if outcomes.iter().all(|o| o.passed) {
@@ -396,7 +396,7 @@ async fn settle<B: Backend>(
 ) -> Result<Vec<Outcome>, BackendError> {
     let wait = Wait::new("the proxies' config to hold", backend.settle_timeout()).every(POLL);
     let looked = wait
-        .poll_borrowing(async || {
+        .poll(async || {
             let mut dumps = BTreeMap::new();
             for proxy in proxies {
                 dumps.insert(*proxy, backend.config_dump(*proxy).await?);

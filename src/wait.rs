@@ -91,27 +91,10 @@ impl Wait {
         self
     }
 
-    /// Look every [`Wait::every`] until the look is ready or the deadline passes.
-    pub(crate) async fn poll<T, S, E, Fut>(
-        &self,
-        mut look: impl FnMut() -> Fut,
-    ) -> Result<Settled<T>, WaitError<S, E>>
-    where
-        S: fmt::Display,
-        Fut: Future<Output = Result<Look<T, S>, E>>,
-    {
-        let mut clock = Clock::start(self);
-        loop {
-            if let Some(settled) = clock.judge(look().await)? {
-                return Ok(settled);
-            }
-            clock.pause().await;
-        }
-    }
-
-    /// [`Wait::poll`] for a look that borrows its caller's state mutably (running a command on
-    /// a backend it holds). Its future cannot be sent to another task.
-    pub(crate) async fn poll_borrowing<T, S, E>(
+    /// Look every [`Wait::every`] until the look is ready or the deadline passes. The look may
+    /// borrow its caller's state mutably (running a command on a backend it holds); the price
+    /// is that this future cannot be sent to another task — [`Wait::on_change`]'s can.
+    pub(crate) async fn poll<T, S, E>(
         &self,
         mut look: impl AsyncFnMut() -> Result<Look<T, S>, E>,
     ) -> Result<Settled<T>, WaitError<S, E>>

@@ -171,11 +171,7 @@ impl Lookup {
     }
 
     fn on_path(&self) -> Option<PathBuf> {
-        let path = self.path.as_deref()?;
-        std::env::split_paths(path)
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .map(|dir| dir.join("envoy"))
-            .find(|candidate| is_executable_file(candidate))
+        which::which_in("envoy", self.path.as_deref(), "/").ok()
     }
 
     /// Installs into a fresh sibling of `target` and renames it into place, so a concurrent run

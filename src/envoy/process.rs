@@ -276,7 +276,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::envoy::locate::binary_for_tests;
     use serde_json::{Value, json};
-    use tokio::time::Instant;
 
     /// A bootstrap with an admin API on a free port and, when `listener_port` is given, one
     /// HTTP listener on it that answers `200 held` to everything.
@@ -368,18 +367,18 @@ pub(crate) mod tests {
         );
         assert_eq!(stats.get("server.live"), Some(&1));
         // The log reaches the file at the next flush, within FILE_FLUSH_INTERVAL_MS.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let log = loop {
-            let log = fs::read_to_string(proxy.log_path()).unwrap();
-            if log.contains("starting main dispatch loop") {
-                break log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not in the log after 5 s:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let log = Wait::new("Envoy to log its start", Duration::from_secs(5))
+            .poll(|| async {
+                let log = fs::read_to_string(proxy.log_path()).unwrap();
+                Ok::<_, ()>(if log.contains("starting main dispatch loop") {
+                    Look::Ready(log)
+                } else {
+                    Look::NotYet(log)
+                })
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .value;
         let tail = proxy.log_tail(3);
         assert_eq!(tail.lines().count(), 3, "{tail}");
         assert!(log.trim_end().ends_with(&tail), "{tail}");

@@ -6,6 +6,19 @@
 //! produced it. What it adds is part of the proxies' config, and so of the no-residue
 //! comparison. [`DEVIATIONS`] lists every deviation; the README's list is checked against it.
 
+/// Every way a local run differs from a cluster, by title. The README's list under "How the
+/// local backend differs from a real mesh" has these titles, in this order (a test checks it).
+pub(crate) const DEVIATIONS: [&str; 8] = [
+    "Loopback listeners",
+    "Original destination",
+    "DNS",
+    "Pods",
+    "Public roots",
+    "The client's network",
+    "The registry",
+    "Drain",
+];
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +28,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     Address, DataSource, SubstitutionFormatString, address, data_source::Specifier,
     socket_address::PortSpecifier, substitution_format_string::Format, transport_socket,
 };
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::listener::v3::{
     AdditionalAddress, Filter, FilterChainMatch, Listener, filter,
@@ -221,20 +235,12 @@ pub(crate) fn localize_proxy(
         let is_dns = cluster.cluster_discovery_type
             == Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
         if is_dns && let Some(assignment) = &mut cluster.load_assignment {
-            for endpoint in assignment
-                .endpoints
-                .iter_mut()
-                .flat_map(|l| l.lb_endpoints.iter_mut())
-            {
-                if let Some(HostIdentifier::Endpoint(e)) = &mut endpoint.host_identifier
-                    && let Some((_, port)) = socket(e.address.as_ref())
-                {
-                    let origin = net.origin_for(port);
-                    e.address = Some(socket_address(
-                        &origin.ip().to_string(),
-                        origin.port().into(),
-                    ));
-                }
+            for (address, _, port) in endpoint_addresses(assignment) {
+                let origin = net.origin_for(port);
+                *address = Some(socket_address(
+                    &origin.ip().to_string(),
+                    origin.port().into(),
+                ));
             }
         }
         if let Some(socket) = &mut cluster.transport_socket {
@@ -242,20 +248,12 @@ pub(crate) fn localize_proxy(
         }
     }
     for assignment in &mut out.endpoints {
-        for endpoint in assignment
-            .endpoints
-            .iter_mut()
-            .flat_map(|l| l.lb_endpoints.iter_mut())
-        {
-            if let Some(HostIdentifier::Endpoint(e)) = &mut endpoint.host_identifier
-                && let Some((ip, port)) = socket(e.address.as_ref())
-            {
-                let key = pods
-                    .get(&(ip.clone(), port))
-                    .cloned()
-                    .unwrap_or(PortKey::Unplayed(ip, port));
-                e.address = Some(socket_address(LOOPBACK, net.port(&key)?.into()));
-            }
+        for (address, ip, port) in endpoint_addresses(assignment) {
+            let key = pods
+                .get(&(ip.clone(), port))
+                .cloned()
+                .unwrap_or(PortKey::Unplayed(ip, port));
+            *address = Some(socket_address(LOOPBACK, net.port(&key)?.into()));
         }
     }
     Ok(out)
@@ -321,6 +319,23 @@ fn localize_listener(
         }
     }
     Ok(())
+}
+
+/// Every socket address of an assignment's endpoints, with its IP and port as Istio wrote them.
+fn endpoint_addresses(
+    assignment: &mut ClusterLoadAssignment,
+) -> impl Iterator<Item = (&mut Option<Address>, String, u32)> {
+    assignment
+        .endpoints
+        .iter_mut()
+        .flat_map(|l| l.lb_endpoints.iter_mut())
+        .filter_map(|endpoint| match &mut endpoint.host_identifier {
+            Some(HostIdentifier::Endpoint(e)) => {
+                let (ip, port) = socket(e.address.as_ref())?;
+                Some((&mut e.address, ip, port))
+            }
+            _ => None,
+        })
 }
 
 /// The filter that plays iptables' original destination for a connection.

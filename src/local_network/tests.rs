@@ -451,3 +451,26 @@ fn connect_to_picks_the_listener_iptables_would() {
         })
     );
 }
+
+/// The README lists every deviation the code makes, by the same titles and in the same order.
+#[test]
+fn the_readme_lists_the_deviations_the_code_makes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## How the local backend differs from a real mesh")
+        .nth(1)
+        .expect("the README has the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let titles: Vec<&str> = section
+        .lines()
+        .filter_map(|line| {
+            let (number, rest) = line.split_once(". **")?;
+            number.parse::<usize>().ok()?;
+            rest.split_once(".**").map(|(title, _)| title)
+        })
+        .collect();
+    assert_eq!(titles, DEVIATIONS);
+}

@@ -994,23 +994,20 @@ mod tests {
         let (http_addr, tls_addr) = (f.origin.http_addr(), f.origin.tls_addr());
         drop(f.origin);
         // Aborted tasks release their sockets when the runtime next polls them.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (http, tls) = (
-                std::net::TcpListener::bind(http_addr),
-                std::net::TcpListener::bind(tls_addr),
-            );
-            if http.is_ok() && tls.is_ok() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "ports still bound after drop: http {:?}, tls {:?}",
-                http.err(),
-                tls.err()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::wait::Wait::new("both ports to be free after drop", WAIT)
+            .poll(|| async {
+                let (http, tls) = (
+                    std::net::TcpListener::bind(http_addr),
+                    std::net::TcpListener::bind(tls_addr),
+                );
+                Ok::<_, ()>(if http.is_ok() && tls.is_ok() {
+                    crate::wait::Look::Ready(())
+                } else {
+                    crate::wait::Look::NotYet(format!("http {:?}, tls {:?}", http.err(), tls.err()))
+                })
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
     }
 
     /// Envoy to use as a client, found as a run finds it.
@@ -1125,28 +1122,26 @@ mod tests {
             .unwrap();
 
         // Envoy writes the admin address once it serves; listeners are ready when /ready is LIVE.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let admin = loop {
-            let admin = std::fs::read_to_string(&admin_path).unwrap_or_default();
-            let admin = admin.trim().to_string();
-            if !admin.is_empty() {
-                let ready = curl(&["-s", &format!("http://{admin}/ready")]).await;
-                if stdout(&ready).trim() == "LIVE" {
-                    break admin;
+        let admin = crate::wait::Wait::new("the client Envoy to be LIVE", WAIT)
+            .poll(async || {
+                let admin = std::fs::read_to_string(&admin_path).unwrap_or_default();
+                let admin = admin.trim().to_string();
+                if !admin.is_empty() {
+                    let ready = curl(&["-s", &format!("http://{admin}/ready")]).await;
+                    if stdout(&ready).trim() == "LIVE" {
+                        return Ok(crate::wait::Look::Ready(admin));
+                    }
                 }
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "envoy exited with {status}: {:?}",
-                    child.wait_with_output().await
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "envoy not LIVE; admin address {admin:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+                match child.try_wait().unwrap() {
+                    Some(status) => Err(format!("envoy exited with {status}")),
+                    None => Ok(crate::wait::Look::NotYet(format!(
+                        "admin address {admin:?}"
+                    ))),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .value;
         let plain = envoy_listener_port(&admin, "plain").await;
         let originate = envoy_listener_port(&admin, "originate").await;
 

@@ -785,50 +785,11 @@ fn load_assignment(doc: &mut Doc, d: usize, mut a: ClusterLoadAssignment) {
 // ---------------------------------------------------------------------------------------------
 // Snapshots.
 
-fn snapshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/translate/snapshots")
-        .join(format!("{name}.txt"))
-}
-
-/// Compare `actual` with the stored snapshot `name`; with `UPDATE_SNAPSHOTS=1`, store it instead.
+/// Golden files of the translation, reviewed like code: `cargo insta review` after a change.
 fn check_snapshot(name: &str, actual: &str) {
-    let path = snapshot_path(name);
-    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with UPDATE_SNAPSHOTS=1 to create it",
-            path.display()
-        )
+    insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+        insta::assert_snapshot!(name, actual);
     });
-    if expected == actual {
-        return;
-    }
-    let mut report = String::new();
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    for i in 0..e.len().max(a.len()) {
-        let (el, al) = (e.get(i).copied(), a.get(i).copied());
-        if el != al {
-            writeln!(
-                report,
-                "line {}:\n  expected: {el:?}\n  actual:   {al:?}",
-                i + 1
-            )
-            .unwrap();
-            if report.lines().count() > 30 {
-                break;
-            }
-        }
-    }
-    panic!(
-        "{} differs from the translation (first differences below); if the change is \
-         intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff\n{report}",
-        path.display()
-    );
 }
 
 fn check_stage_snapshot(n: usize) {

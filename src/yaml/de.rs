@@ -152,6 +152,13 @@ pub(crate) struct NodeDe<'n, 'r> {
     pub record: &'r Record,
 }
 
+impl NodeDe<'_, '_> {
+    /// A node of the wrong shape, at its place.
+    fn refuse(&self, found: de::Unexpected<'_>, expected: &str) -> DecodeError {
+        <DecodeError as de::Error>::invalid_type(found, &expected).at(&self.path, self.node)
+    }
+}
+
 impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
     type Error = DecodeError;
 
@@ -197,11 +204,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         match self.node.value {
-            Yaml::Seq(_) => Err(<DecodeError as de::Error>::invalid_type(
-                de::Unexpected::Seq,
-                &"a mapping",
-            )
-            .at(&self.path, self.node)),
+            Yaml::Seq(_) => Err(self.refuse(de::Unexpected::Seq, "a mapping")),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -233,11 +236,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
             Yaml::Str(s) => visitor
                 .visit_enum(s.as_str().into_deserializer())
                 .map_err(|error: DecodeError| error.at(&self.path, self.node)),
-            _ => Err(<DecodeError as de::Error>::invalid_type(
+            _ => Err(self.refuse(
                 de::Unexpected::Other(&self.node.text()),
-                &"one of the enum's names",
-            )
-            .at(&self.path, self.node)),
+                "one of the enum's names",
+            )),
         }
     }
 

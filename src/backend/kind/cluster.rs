@@ -6,7 +6,7 @@
 //! It does not exec or port-forward (see `exec` and `admin`) and runs no tools (see `tools`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
@@ -14,6 +14,8 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
+use kube::runtime::wait::await_condition;
+use kube::runtime::{reflector, watcher};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
@@ -32,9 +34,6 @@ const KINDS: [Kind; 4] = [
     Kind::VirtualService,
     Kind::DestinationRule,
 ];
-
-/// How often a wait re-reads the API.
-const POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -128,7 +127,7 @@ pub async fn delete_istio(
     wait_gone(&api, &key.to_string(), &key.name, timeout).await
 }
 
-/// Polls until `name` is gone, for as long as `timeout`.
+/// Until `name` is gone (kube-runtime's `await_condition`, over a watch), for at most `timeout`.
 async fn wait_gone<K>(
     api: &Api<K>,
     what: &str,
@@ -136,26 +135,32 @@ async fn wait_gone<K>(
     timeout: Duration,
 ) -> Result<(), ClusterError>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let started = Instant::now();
-    loop {
-        let last_seen = match api.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(object)) => match object.meta().deletion_timestamp.as_ref() {
-                Some(ts) => format!("still there, deleted at {}", ts.0),
-                None => "still there, not marked for deletion".to_string(),
-            },
-            Err(e) => return Err(api_error(format!("reading {what} after deleting it"))(e)),
-        };
-        if started.elapsed() >= timeout {
-            return Err(ClusterError::Timeout {
+    // Any object of that name that is still there, whatever its uid, is not gone.
+    let gone = |object: Option<&K>| object.is_none();
+    let waited = tokio::time::timeout(timeout, await_condition(api.clone(), name, gone)).await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ClusterError::Api {
+            action: format!("watching {what} after deleting it"),
+            message: e.to_string(),
+        }),
+        Err(_) => {
+            let last_seen = match api.get_opt(name).await {
+                Ok(None) => "gone at the last moment".to_string(),
+                Ok(Some(object)) => match object.meta().deletion_timestamp.as_ref() {
+                    Some(ts) => format!("still there, deleted at {}", ts.0),
+                    None => "still there, not marked for deletion".to_string(),
+                },
+                Err(e) => api_message(&e),
+            };
+            Err(ClusterError::Timeout {
                 what: format!("{what} to be gone"),
                 waited: timeout,
                 last_seen,
-            });
+            })
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -284,7 +289,8 @@ fn describe_pods(pods: &[Pod]) -> String {
     pods.iter().map(pod_summary).collect::<Vec<_>>().join("; ")
 }
 
-/// Waits until a pod matching `selector` is ready with all of `containers`; returns its name.
+/// Until a pod matching `selector` is ready with all of `containers` (over a watch of those
+/// pods), for at most `timeout`; returns its name.
 pub async fn wait_pod_ready(
     client: &Client,
     namespace: &str,
@@ -292,32 +298,58 @@ pub async fn wait_pod_ready(
     containers: &[&str],
     timeout: Duration,
 ) -> Result<String, ClusterError> {
+    use futures::TryStreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let started = Instant::now();
-    loop {
-        let pods = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(api_error(format!("listing pods {selector} in {namespace}")))?;
-        if let Some(name) = pods
-            .items
+    let (reader, writer) = reflector::store::<Pod>();
+    let events = reflector(
+        writer,
+        watcher(api, watcher::Config::default().labels(selector)),
+    );
+    let mut events = std::pin::pin!(events);
+    let ready = || {
+        reader
+            .state()
             .iter()
             .find(|p| pod_ready(p, containers))
             .and_then(|p| p.metadata.name.clone())
-        {
-            return Ok(name);
+    };
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            match events.try_next().await {
+                Ok(Some(_)) => {
+                    if let Some(name) = ready() {
+                        return Ok(name);
+                    }
+                }
+                Ok(None) => {
+                    return Err(ClusterError::Api {
+                        action: format!("watching pods {selector} in {namespace}"),
+                        message: "the watch ended".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ClusterError::Api {
+                        action: format!("watching pods {selector} in {namespace}"),
+                        message: e.to_string(),
+                    });
+                }
+            }
         }
-        if started.elapsed() >= timeout {
-            return Err(ClusterError::Timeout {
+    })
+    .await;
+    match waited {
+        Ok(result) => result,
+        Err(_) => {
+            let pods: Vec<Pod> = reader.state().iter().map(|p| (**p).clone()).collect();
+            Err(ClusterError::Timeout {
                 what: format!(
                     "a pod {selector} in {namespace} with {} ready",
                     containers.join(" and ")
                 ),
                 waited: timeout,
-                last_seen: describe_pods(&pods.items),
-            });
+                last_seen: describe_pods(&pods),
+            })
         }
-        tokio::time::sleep(POLL * 8).await;
     }
 }
 

@@ -229,18 +229,38 @@ async fn deleting_what_is_not_there_is_not_found() {
     );
 }
 
+/// A watch's answer: one JSON event per line.
+fn watch_events(events: &[Value]) -> Response<Body> {
+    let mut body = Vec::new();
+    for event in events {
+        body.extend(serde_json::to_vec(event).unwrap());
+        body.push(b'\n');
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
 #[tokio::test]
-async fn delete_polls_until_the_object_is_gone() {
+async fn delete_watches_until_the_object_is_gone() {
     let (client, handle) = mock_client();
     let object = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-        "metadata": {"name": "egressgateway-for-cnn", "namespace": "default",
-                     "deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {}});
+        "metadata": {"name": "egressgateway-for-cnn", "namespace": "default", "uid": "u1",
+                     "resourceVersion": "7", "deletionTimestamp": "2025-01-01T00:00:00Z"},
+        "spec": {}});
     let server = serve(
         handle,
         vec![
             respond(200, object.clone()),
-            respond(200, object),
-            status(404, "NotFound", "not found"),
+            // Still there when the watch starts, then deleted.
+            respond(
+                200,
+                json!({"apiVersion": "v1", "kind": "List",
+                "metadata": {"resourceVersion": "7"}, "items": [object.clone()]}),
+            ),
+            watch_events(&[json!({"type": "DELETED", "object": object})]),
         ],
     );
     let mut backend = backend(client, FakeShell::default());
@@ -253,20 +273,28 @@ async fn delete_polls_until_the_object_is_gone() {
     backend.versions.insert(key.clone(), "v1".into());
     backend.delete(&key).await.unwrap();
     let seen = server.await.unwrap();
+    let path =
+        "/apis/networking.istio.io/v1/namespaces/default/destinationrules/egressgateway-for-cnn";
+    let collection = "/apis/networking.istio.io/v1/namespaces/default/destinationrules";
     let calls: Vec<(Method, &str)> = seen
         .iter()
         .map(|s| (s.method.clone(), s.path.as_str()))
         .collect();
-    let path =
-        "/apis/networking.istio.io/v1/namespaces/default/destinationrules/egressgateway-for-cnn";
     assert_eq!(
         calls,
         [
             (Method::DELETE, path),
-            (Method::GET, path),
-            (Method::GET, path)
+            (Method::GET, collection),
+            (Method::GET, collection)
         ]
     );
+    for watch in &seen[1..] {
+        assert_eq!(
+            watch.query_value("fieldSelector"),
+            ["metadata.name=egressgateway-for-cnn"]
+        );
+    }
+    assert_eq!(seen[2].query_value("watch"), ["true"]);
     assert!(!backend.versions.contains_key(&key));
 }
 
@@ -620,10 +648,11 @@ async fn shutdown_deletes_the_tutorials_objects_a_failed_run_left_newest_first()
         handle,
         vec![
             ok(),
-            status(
-                404,
-                "NotFound",
-                "gateways \"istio-egressgateway\" not found",
+            // The watch finds it gone.
+            respond(
+                200,
+                json!({"apiVersion": "v1", "kind": "List",
+                "metadata": {"resourceVersion": "9"}, "items": []}),
             ),
             // Already gone: nothing to wait for, and not a failure.
             status(404, "NotFound", "serviceentries \"cnn\" not found"),
@@ -660,7 +689,7 @@ async fn shutdown_deletes_the_tutorials_objects_a_failed_run_left_newest_first()
             ),
             (
                 Method::GET,
-                "/apis/networking.istio.io/v1beta1/namespaces/default/gateways/istio-egressgateway"
+                "/apis/networking.istio.io/v1beta1/namespaces/default/gateways"
             ),
             (
                 Method::DELETE,

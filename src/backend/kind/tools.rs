@@ -139,10 +139,7 @@ fn last_lines(stderr: &str, stdout: &str) -> String {
 
 /// `program` as a file in one of `path`'s directories.
 pub fn find_on_path(program: &str, path: Option<&OsString>) -> Option<PathBuf> {
-    let path = path?;
-    std::env::split_paths(path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+    which::which_in(program, Some(path?), "/").ok()
 }
 
 /// `kind` on `path`.
@@ -438,9 +435,17 @@ pub(crate) mod tests {
 
     #[test]
     fn tools_are_found_on_path_and_istioctl_env_wins() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("kind"), "").unwrap();
-        std::fs::write(dir.path().join("istioctl"), "").unwrap();
+        for tool in ["kind", "istioctl"] {
+            let file = dir.path().join(tool);
+            std::fs::write(&file, "").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // A file that cannot be run is no tool.
+        let unrunnable = tempfile::tempdir().unwrap();
+        std::fs::write(unrunnable.path().join("kind"), "").unwrap();
+        assert!(locate_kind(Some(&OsString::from(unrunnable.path()))).is_err());
         let other = dir.path().join("my-istioctl");
         std::fs::write(&other, "").unwrap();
         let path = OsString::from(dir.path());

@@ -337,6 +337,22 @@ impl LocalBackend {
             .ok()
     }
 
+    /// What reading `what` from `proxy`'s admin API gave, a failure explained by a death when
+    /// one is behind it.
+    async fn observed<T>(
+        &self,
+        read: Result<T, crate::envoy::admin::AdminError>,
+        proxy: ProxyRole,
+        what: &str,
+    ) -> Result<T, BackendError> {
+        match read {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self
+                .observation_failed(format!("reading the {proxy}'s {what}"), e.to_string())
+                .await),
+        }
+    }
+
     /// An observation that failed, explained by a death when one is behind it.
     async fn observation_failed(&self, action: String, message: String) -> BackendError {
         let message = match self.death_behind_a_failure().await {
@@ -420,25 +436,17 @@ impl Backend for LocalBackend {
     }
 
     async fn config_dump(&mut self, proxy: ProxyRole) -> Result<Value, BackendError> {
-        let process = self.proxy(proxy, "reading config_dump")?;
-        let read = process.admin().config_dump().await;
-        match read {
-            Ok(dump) => Ok(dump),
-            Err(e) => Err(self
-                .observation_failed(format!("reading the {proxy}'s config_dump"), e.to_string())
-                .await),
-        }
+        let read = self
+            .proxy(proxy, "reading config_dump")?
+            .admin()
+            .config_dump()
+            .await;
+        self.observed(read, proxy, "config_dump").await
     }
 
     async fn stats(&mut self, proxy: ProxyRole) -> Result<BTreeMap<String, u64>, BackendError> {
-        let process = self.proxy(proxy, "reading stats")?;
-        let read = process.admin().stats().await;
-        match read {
-            Ok(stats) => Ok(stats),
-            Err(e) => Err(self
-                .observation_failed(format!("reading the {proxy}'s stats"), e.to_string())
-                .await),
-        }
+        let read = self.proxy(proxy, "reading stats")?.admin().stats().await;
+        self.observed(read, proxy, "stats").await
     }
 
     fn origin_hits(&self) -> Option<Vec<OriginHit>> {
@@ -499,6 +507,10 @@ impl Backend for LocalBackend {
             .map(String::from)
             .to_vec(),
         };
+        out.push_str(&format!(
+            "how it differs from a cluster (README, \"How the local backend differs\"): {}\n",
+            local_network::DEVIATIONS.join(", ")
+        ));
         if let Ok(argv) = self.command_argv(&example) {
             let line = CommandLine {
                 name: String::new(),

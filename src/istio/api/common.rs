@@ -6,34 +6,20 @@ use std::time::Duration as StdDuration;
 
 use serde::de;
 
-use super::message;
+use super::api;
 
-message! {
+api! {
     /// `PortSelector`: a port by number.
-    pub struct PortSelector {
-        pub number: u32,
-    }
-}
+    pub struct PortSelector { pub number: u32 }
 
-message! {
     /// `Percent`: 0.0 to 100.0.
-    pub struct Percent {
-        pub value: f64,
-    }
-}
+    pub struct Percent { pub value: f64 }
 
-message! {
     /// `networking.v1alpha3.WorkloadSelector` (ServiceEntry).
-    pub struct WorkloadSelector {
-        pub labels: BTreeMap<String, String>,
-    }
-}
+    pub struct WorkloadSelector { pub labels: BTreeMap<String, String> }
 
-message! {
     /// `type.v1beta1.WorkloadSelector` (DestinationRule).
-    pub struct MatchLabelsSelector {
-        pub match_labels: BTreeMap<String, String>,
-    }
+    pub struct MatchLabelsSelector { pub match_labels: BTreeMap<String, String> }
 }
 
 /// `google.protobuf.Duration`, written as Go and the CRDs write durations: `5s`, `1.5s`,

@@ -21,21 +21,25 @@ pub(crate) use virtual_service::*;
 
 pub(crate) use crate::yaml::Untranslated;
 
-/// A message of the API: every field optional (proto3), unknown fields refused, camelCase names
-/// as the CRDs and `kubectl` have them.
-macro_rules! message {
-    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+/// The API's messages and enums, as one listing in the proto's order (a muncher over items).
+/// Messages: every field optional (proto3), unknown fields refused, camelCase names as the CRDs
+/// and `kubectl` have them; fields are listed several to a line, like the proto. Enums: written
+/// by their names only, as the CRDs' schemas have them.
+macro_rules! api {
+    () => {};
+    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* } $($rest:tt)*) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
         #[serde(default, deny_unknown_fields, rename_all = "camelCase", expecting = "a mapping")]
         pub(crate) struct $name { $($body)* }
-    };
-}
-pub(crate) use message;
 
-/// A proto enum, written by its names only (as the CRDs' schemas have it).
-macro_rules! proto_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $crate::istio::api::api! { $($rest)* }
+    };
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }
+        $($rest:tt)*
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
         pub(crate) enum $name {
@@ -54,6 +58,8 @@ macro_rules! proto_enum {
                 f.write_str(self.name())
             }
         }
+
+        $crate::istio::api::api! { $($rest)* }
     };
 }
-pub(crate) use proto_enum;
+pub(crate) use api;

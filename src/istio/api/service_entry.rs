@@ -2,58 +2,33 @@
 
 use std::collections::BTreeMap;
 
-use super::{Untranslated, WorkloadSelector, message, proto_enum};
+use super::{Untranslated, WorkloadSelector, api};
 
-message! {
+api! {
     pub struct ServiceEntry {
-        pub hosts: Vec<String>,
-        pub addresses: Untranslated<Vec<String>>,
-        pub ports: Vec<ServicePort>,
-        pub location: Location,
-        pub resolution: Resolution,
+        pub hosts: Vec<String>, pub addresses: Untranslated<Vec<String>>,
+        pub ports: Vec<ServicePort>, pub location: Location, pub resolution: Resolution,
         pub endpoints: Untranslated<Vec<WorkloadEntry>>,
-        pub workload_selector: Untranslated<Option<WorkloadSelector>>,
-        pub export_to: Vec<String>,
+        pub workload_selector: Untranslated<Option<WorkloadSelector>>, pub export_to: Vec<String>,
         pub subject_alt_names: Untranslated<Vec<String>>,
     }
-}
 
-message! {
     pub struct ServicePort {
         pub number: u32,
         /// As written; Istio matches protocol names case-insensitively.
-        pub protocol: String,
-        pub name: String,
-        pub target_port: u32,
+        pub protocol: String, pub name: String, pub target_port: u32,
     }
-}
 
-message! {
     /// `WorkloadEntry` (networking/v1alpha3/workload_entry.proto), as a ServiceEntry endpoint.
     pub struct WorkloadEntry {
-        pub address: String,
-        pub ports: BTreeMap<String, u32>,
-        pub labels: BTreeMap<String, String>,
-        pub network: String,
-        pub locality: String,
-        pub weight: u32,
-        pub service_account: String,
+        pub address: String, pub ports: BTreeMap<String, u32>, pub labels: BTreeMap<String, String>,
+        pub network: String, pub locality: String, pub weight: u32, pub service_account: String,
     }
-}
 
-proto_enum! {
-    pub enum Location {
-        MeshExternal = "MESH_EXTERNAL",
-        MeshInternal = "MESH_INTERNAL",
-    }
-}
+    pub enum Location { MeshExternal = "MESH_EXTERNAL", MeshInternal = "MESH_INTERNAL" }
 
-proto_enum! {
     pub enum Resolution {
-        None = "NONE",
-        Static = "STATIC",
-        Dns = "DNS",
-        DnsRoundRobin = "DNS_ROUND_ROBIN",
+        None = "NONE", Static = "STATIC", Dns = "DNS", DnsRoundRobin = "DNS_ROUND_ROBIN",
         DynamicDns = "DYNAMIC_DNS",
     }
 }
