@@ -19,6 +19,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -73,7 +74,7 @@ pub(crate) enum ProcessError {
 pub(crate) struct Supervised {
     who: String,
     pid: u32,
-    pidfd: Option<OwnedFd>,
+    pidfd: Option<Arc<OwnedFd>>,
     exit: watch::Receiver<Option<ExitStatus>>,
     log: PathBuf,
 }
@@ -123,7 +124,7 @@ impl Supervised {
             // Impossible: a child that was just spawned has not been reaped.
             unreachable!("freshly spawned child has a pid");
         };
-        let pidfd = pidfd_open(pid);
+        let pidfd = pidfd_open(pid).map(Arc::new);
         let (report, exit) = watch::channel(None);
         tokio::spawn(async move {
             // The reaper owns the child; a wait error leaves the status unknown, which is
@@ -247,15 +248,20 @@ impl Drop for Supervised {
         // Wait for the death itself (not the reaping, which is the reaper's), so that nothing of
         // the process outlives its guard.
         if let Some(fd) = &self.pidfd {
-            let mut poll = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; the result does not matter.
-            unsafe { libc::poll(&mut poll, 1, DROP_WAIT_MS) };
+            has_exited(fd, DROP_WAIT_MS);
         }
     }
+}
+
+/// Whether the process behind `pidfd` has exited (reaped or not), waiting up to `timeout_ms`.
+fn has_exited(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut poll, 1, timeout_ms) == 1 }
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
@@ -318,6 +324,7 @@ struct Watched {
     pid: u32,
     log: PathBuf,
     exit: watch::Receiver<Option<ExitStatus>>,
+    pidfd: Option<Arc<OwnedFd>>,
 }
 
 impl Liveness {
@@ -327,6 +334,7 @@ impl Liveness {
             pid: process.pid,
             log: process.log.clone(),
             exit: process.exit.clone(),
+            pidfd: process.pidfd.clone(),
         });
     }
 
@@ -340,6 +348,14 @@ impl Liveness {
                 how: describe(&status),
                 log_tail: tail_lines(&w.log, DEATH_TAIL_LINES),
             })
+        })
+    }
+
+    /// Whether a watched process has exited this instant, even if its reaper has not said so
+    /// yet (its exit is then worth waiting a moment for).
+    pub(crate) fn exiting(&self) -> bool {
+        self.watched.iter().any(|w| {
+            w.exit.borrow().is_some() || w.pidfd.as_deref().is_some_and(|fd| has_exited(fd, 0))
         })
     }
 

@@ -40,7 +40,8 @@ pub(crate) use curl::url_targets;
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Config checks read Envoy's own dump after the ACK: only draining listeners may lag.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a failed observation waits to learn whether a death is behind it.
+/// How long a failed observation, when a process of the run has just exited, waits for its
+/// reaper to say how.
 const DEATH_REPORT_GRACE: Duration = Duration::from_millis(500);
 
 /// A local run to start: which Envoy, which control plane, whether to keep it up afterwards.
@@ -331,6 +332,9 @@ impl LocalBackend {
         let liveness = Backend::liveness(self);
         if let Some(death) = liveness.dead() {
             return Some(death);
+        }
+        if !liveness.exiting() {
+            return None;
         }
         tokio::time::timeout(DEATH_REPORT_GRACE, liveness.first_death())
             .await
