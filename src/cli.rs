@@ -144,11 +144,11 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Envoy(_)
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
-            source: StartError::Environment(_),
+            source: StartError::Environment { .. },
             ..
         }) => 2,
         CliError::Session(SessionError::Start {
-            source: StartError::Mesh(_),
+            source: StartError::Mesh { .. },
             ..
         })
         | CliError::Session(SessionError::Abandoned { .. })

@@ -53,11 +53,30 @@ pub(crate) struct BackendError {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
     /// Something the run needs is missing or broken: a binary, a port, a cluster.
-    #[error("{0}")]
-    Environment(String),
+    #[error("{what}: {source}")]
+    Environment { what: String, source: Cause },
     /// The mesh itself failed while starting: a proxy refused its baseline, or died.
-    #[error("{0}")]
-    Mesh(String),
+    #[error("{what}: {source}")]
+    Mesh { what: String, source: Cause },
+}
+
+/// The error behind a failed start, kept whole for its chain.
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl StartError {
+    pub(crate) fn environment(what: impl Into<String>, source: impl Into<Cause>) -> StartError {
+        StartError::Environment {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn mesh(what: impl Into<String>, source: impl Into<Cause>) -> StartError {
+        StartError::Mesh {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// What shutting a backend down did and found.

@@ -703,7 +703,7 @@ fn backend_error(action: String, message: impl std::fmt::Display) -> BackendErro
 impl From<KindError> for StartError {
     fn from(error: KindError) -> StartError {
         // Everything that stops a cluster set-up is the environment's: tools, clusters, contexts.
-        StartError::Environment(error.to_string())
+        StartError::environment("setting up the cluster", error)
     }
 }
 

@@ -96,8 +96,8 @@ fn external_ports(suite: &Suite) -> BTreeSet<u32> {
     ports
 }
 
-fn environment(what: &str) -> impl FnOnce(String) -> StartError + '_ {
-    move |message| StartError::Environment(format!("{what}: {message}"))
+fn environment<E: Into<crate::backend::Cause>>(what: &str) -> impl FnOnce(E) -> StartError + '_ {
+    move |source| StartError::environment(what, source)
 }
 
 impl BackendSpec for LocalSpec {
@@ -119,9 +119,9 @@ impl BackendSpec for LocalSpec {
         // The client is part of the environment: without it nothing can be checked.
         curl::check_available()
             .await
-            .map_err(|e| StartError::Environment(e.to_string()))?;
+            .map_err(environment("the client"))?;
         let dir = run_dir::RunDir::create(self.keep)
-            .map_err(|e| StartError::Environment(format!("creating the run directory: {e}")))?;
+            .map_err(environment("creating the run directory"))?;
         let hosts = origin_hosts(suite);
         let pki = Arc::new(
             RunPki::generate(&hosts)
@@ -150,10 +150,9 @@ impl BackendSpec for LocalSpec {
                 ProxyRole::Sidecar => &workloads.sidecar,
                 ProxyRole::EgressGateway => &workloads.gateway,
             };
-            let workload = registry
-                .workload(name)
-                .cloned()
-                .ok_or_else(|| StartError::Environment(format!("no workload plays the {role}")))?;
+            let workload = registry.workload(name).cloned().ok_or_else(|| {
+                StartError::environment("the registry", format!("no workload plays the {role}"))
+            })?;
             nodes.insert(role, bootstrap::node_id(role, &workload));
             identities.insert(role, workload);
         }
@@ -219,7 +218,7 @@ impl LocalBackend {
         // The baseline goes out before the proxies start, so their first answer is complete.
         self.control_plane
             .deliver(&AppliedConfig::default())
-            .map_err(|e| StartError::Environment(format!("the baseline config: {e}")))?;
+            .map_err(environment("the baseline config"))?;
         let dir = self
             .dir
             .as_ref()
@@ -247,9 +246,10 @@ impl LocalBackend {
                     self.envoys.insert(role, process);
                 }
                 Err(e) => {
-                    failed.get_or_insert(StartError::Environment(format!(
-                        "starting the {role} Envoy: {e}"
-                    )));
+                    failed.get_or_insert(StartError::environment(
+                        format!("starting the {role} Envoy"),
+                        e,
+                    ));
                 }
             }
         }
@@ -265,12 +265,14 @@ impl LocalBackend {
                 .answered(role, ACK_TIMEOUT)
                 .await
                 .map_err(|refusal| match refusal {
-                    Refusal::Rejected { .. } | Refusal::Died(_) => StartError::Mesh(format!(
-                        "the {role} Envoy did not take its first config: {refusal}"
-                    )),
-                    other => StartError::Environment(format!(
-                        "the {role} Envoy did not take its first config: {other}"
-                    )),
+                    Refusal::Rejected { .. } | Refusal::Died(_) => StartError::mesh(
+                        format!("the {role} Envoy did not take its first config"),
+                        refusal,
+                    ),
+                    other => StartError::environment(
+                        format!("the {role} Envoy did not take its first config"),
+                        other,
+                    ),
                 })?;
         }
         Ok(())
