@@ -18,7 +18,9 @@ use crate::backend::kind::{self, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
 use crate::control_plane::ControlPlaneKind;
+use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
+use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
@@ -50,10 +52,12 @@ enum Command {
         /// kind: use this kubeconfig context and create no cluster.
         #[arg(long, value_name = "NAME")]
         context: Option<String>,
-        /// kind: the Istio version to install (istioctl of that version must be on PATH or in
-        /// $ISTIOCTL).
-        #[arg(long, value_name = "VERSION", default_value = kind::DEFAULT_ISTIO_VERSION)]
-        istio_version: String,
+        /// The Istio version. local with `--control-plane istiod`: the release of istiod to run
+        /// (1.31, the default, or 1.30), built with Go into the cache when it is not found.
+        /// kind: the version to install (istioctl of that version must be on PATH or in
+        /// $ISTIOCTL; default: the kind backend's).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
         /// kind: the cluster to create.
         #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
         cluster_name: String,
@@ -74,8 +78,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
-    /// Find or install what runs need (Envoy), and say where it is.
-    Setup,
+    /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
+    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
+    Setup {
+        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
+        control_plane: ControlPlaneChoice,
+        /// With `--control-plane istiod`: the Istio release (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+    },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
         /// Suite file (default: every suite under suites/).
@@ -86,6 +97,9 @@ enum Command {
         /// The control plane to measure.
         #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
         control_plane: ControlPlaneChoice,
+        /// With `--control-plane istiod`: the Istio release (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
     },
 }
 
@@ -99,12 +113,40 @@ enum BackendChoice {
 enum ControlPlaneChoice {
     /// The harness's own translator (no toolchain needed).
     Builtin,
+    /// Real istiod (`pilot-discovery`) of `--istio-version`, with the Envoy paired with it.
+    Istiod,
 }
 
-impl From<ControlPlaneChoice> for ControlPlaneKind {
-    fn from(choice: ControlPlaneChoice) -> ControlPlaneKind {
-        match choice {
-            ControlPlaneChoice::Builtin => ControlPlaneKind::Builtin,
+/// The control plane chosen and the Envoy it runs with: the builtin one with the harness's Envoy,
+/// istiod with its binary (found or built) and the Envoy release paired with it.
+fn choose_control_plane(
+    choice: ControlPlaneChoice,
+    istio_version: Option<&str>,
+) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
+    let mut notify = |note: &str| eprintln!("{note}");
+    match choice {
+        ControlPlaneChoice::Builtin => {
+            if let Some(version) = istio_version {
+                return Err(CliError::Usage(format!(
+                    "--istio-version {version} applies to --control-plane istiod (or --backend kind)"
+                )));
+            }
+            Ok((ControlPlaneKind::Builtin, envoy()?))
+        }
+        ControlPlaneChoice::Istiod => {
+            let release = match istio_version {
+                Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+                None => IstioRelease::default_release(),
+            };
+            let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
+            let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            Ok((
+                ControlPlaneKind::Istiod {
+                    release,
+                    binary: istiod.path,
+                },
+                envoy,
+            ))
         }
     }
 }
@@ -127,6 +169,8 @@ enum CliError {
     #[error(transparent)]
     Envoy(#[from] LocateError),
     #[error(transparent)]
+    Istio(#[from] IstioToolError),
+    #[error(transparent)]
     Session(#[from] SessionError),
     #[error("writing the JUnit report {}: {message}", .file.display())]
     Report { file: PathBuf, message: String },
@@ -142,6 +186,7 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Unsupported { .. }
         | CliError::Usage(_)
         | CliError::Envoy(_)
+        | CliError::Istio(_)
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
             source: StartError::Environment { .. },
@@ -243,13 +288,16 @@ pub fn main() -> ExitCode {
                                 "--context and --artifacts apply to --backend kind".into(),
                             ));
                         }
-                        let spec = LocalSpec::new(envoy()?, control_plane.into(), keep);
+                        let (control_plane, envoy) =
+                            choose_control_plane(control_plane, istio_version.as_deref())?;
+                        let spec = LocalSpec::new(envoy, control_plane, keep);
                         run_all(&suites, spec, &interrupts, keep, &mut out).await
                     }
                     BackendChoice::Kind => {
                         let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
                         spec.context = context;
-                        spec.istio_version = istio_version;
+                        spec.istio_version = istio_version
+                            .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
                         spec.cluster_name = cluster_name;
                         spec.kind_node_image = kind_node_image;
                         spec.artifacts = artifacts;
@@ -260,16 +308,26 @@ pub fn main() -> ExitCode {
                 out.finish()?;
                 passed
             }
-            Command::Setup => {
-                let envoy = envoy()?;
+            Command::Setup {
+                control_plane: choice,
+                istio_version,
+            } => {
+                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
+                if let ControlPlaneKind::Istiod { release, binary } = &control_plane {
+                    println!("pilot-discovery {} {}", release.name, binary.display());
+                }
                 Ok(true)
             }
             Command::Bench {
                 suites,
                 runs,
-                control_plane,
-            } => bench(load_all(suites)?, runs, control_plane.into(), &interrupts).await,
+                control_plane: choice,
+                istio_version,
+            } => {
+                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
+                bench(load_all(suites)?, runs, control_plane, envoy, &interrupts).await
+            }
         }
     });
     match result {
@@ -379,9 +437,11 @@ async fn bench(
     suites: Vec<Suite>,
     runs: usize,
     control_plane: ControlPlaneKind,
+    envoy: crate::envoy::EnvoyBinary,
     interrupts: &Interrupts,
 ) -> Result<bool, CliError> {
-    let spec = LocalSpec::new(envoy()?, control_plane, false);
+    let control_plane_name = control_plane.name();
+    let spec = LocalSpec::new(envoy, control_plane, false);
     check_all(&suites, &spec)?;
     let mut all_passed = true;
     for suite in &suites {
@@ -415,7 +475,7 @@ async fn bench(
             "{}: {} replays on the local backend ({} control plane)",
             suite.name,
             totals.len(),
-            control_plane.name()
+            control_plane_name
         );
         println!(
             "  whole replay (start-up and cleanup included): {}",

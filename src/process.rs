@@ -145,6 +145,11 @@ impl Supervised {
         })
     }
 
+    /// The file its output goes to.
+    pub(crate) fn log(&self) -> &Path {
+        &self.log
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }

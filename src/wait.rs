@@ -110,6 +110,25 @@ impl Wait {
         }
     }
 
+    /// [`Wait::poll`] for a look whose futures own what they use, so that the wait itself can be
+    /// spawned onto another task.
+    pub(crate) async fn poll_owned<T, S, E, Fut>(
+        &self,
+        mut look: impl FnMut() -> Fut,
+    ) -> Result<Settled<T>, WaitError<S, E>>
+    where
+        S: fmt::Display,
+        Fut: Future<Output = Result<Look<T, S>, E>>,
+    {
+        let mut clock = Clock::start(self);
+        loop {
+            if let Some(settled) = clock.judge(look().await)? {
+                return Ok(settled);
+            }
+            clock.pause().await;
+        }
+    }
+
     /// Look, then look again each time `changes` signals a change, until the look is ready or
     /// the deadline passes. A closed channel counts as a change, and then as the last one: the
     /// next look decides.

@@ -35,6 +35,9 @@ pub(crate) enum StepError {
     Translate(#[from] crate::translate::TranslateError),
     #[error("{0} not found: nothing to delete")]
     NotFound(ObjectKey),
+    /// The control plane refused the change or did not bring it into force.
+    #[error("{0}")]
+    ControlPlane(String),
     #[error("{0}")]
     Backend(#[from] BackendError),
 }

@@ -32,6 +32,17 @@ impl Builtin {
         }
     }
 
+    /// A builtin control plane that stands where a stopped one was (it delivers nothing until
+    /// asked).
+    pub(crate) fn stopped(delivery: Delivery) -> Builtin {
+        Builtin::new(
+            delivery,
+            Registry::tutorial(),
+            ProxyWorkloads::tutorial(),
+            MeshSettings::default(),
+        )
+    }
+
     /// Translate `config` and hand both proxies their part, without waiting for them.
     pub(crate) fn deliver(&self, config: &AppliedConfig) -> Result<(), ConvergeError> {
         let translation = translate(config, &self.registry, &self.mesh, &self.workloads)?;

@@ -7,6 +7,7 @@
 //! after it, in the delivery, never inside it.
 
 pub(crate) mod builtin;
+pub(crate) mod istiod;
 
 use std::time::Duration;
 
@@ -14,28 +15,62 @@ use crate::delivery::Refusal;
 use crate::mesh::AppliedConfig;
 use crate::process::Liveness;
 use crate::suite::Suite;
+use crate::istio_release::IstioRelease;
 use crate::translate::TranslateError;
 
 /// Which control plane a local run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ControlPlaneKind {
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum ControlPlaneKind {
     /// The harness's own translator.
     #[default]
     Builtin,
+    /// Istio's `pilot-discovery` of this release, from this binary.
+    Istiod {
+        release: &'static IstioRelease,
+        binary: std::path::PathBuf,
+    },
 }
 
 impl ControlPlaneKind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(&self) -> String {
         match self {
-            ControlPlaneKind::Builtin => "builtin",
+            ControlPlaneKind::Builtin => "builtin".into(),
+            ControlPlaneKind::Istiod { release, .. } => format!("istiod {}", release.name),
         }
     }
 
     /// Whether this control plane can run `suite`: parsing and Istio's validation have passed
-    /// already; this is what the control plane itself cannot do.
-    pub(crate) fn check(self, suite: &Suite) -> Result<(), TranslateError> {
+    /// already; this is what the control plane itself cannot do. Real istiod runs it all.
+    pub(crate) fn check(&self, suite: &Suite) -> Result<(), TranslateError> {
         match self {
             ControlPlaneKind::Builtin => builtin::check(suite),
+            ControlPlaneKind::Istiod { .. } => Ok(()),
+        }
+    }
+}
+
+/// Either control plane, behind the seam.
+pub(crate) enum AnyControlPlane {
+    Builtin(builtin::Builtin),
+    Istiod(Box<istiod::Istiod>),
+}
+
+impl ControlPlane for AnyControlPlane {
+    async fn converge(
+        &mut self,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        match self {
+            AnyControlPlane::Builtin(c) => c.converge(config, timeout).await,
+            AnyControlPlane::Istiod(c) => c.converge(config, timeout).await,
+        }
+    }
+
+    fn liveness(&self) -> Liveness {
+        match self {
+            AnyControlPlane::Builtin(c) => c.liveness(),
+            AnyControlPlane::Istiod(c) => c.liveness(),
         }
     }
 }
@@ -47,6 +82,12 @@ pub(crate) enum ConvergeError {
     Translate(#[from] TranslateError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// istiod refused the configuration, in its own words.
+    #[error("istiod rejected the configuration: {0}")]
+    IstioRejected(String),
+    /// The change did not come into force in time; what was waited for and seen last.
+    #[error("{0}")]
+    NotInForce(String),
 }
 
 /// A running control plane.

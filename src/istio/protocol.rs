@@ -38,6 +38,24 @@ impl Protocol {
         })
     }
 
+    /// The name Istio writes it with.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Grpc => "GRPC",
+            Protocol::GrpcWeb => "GRPC-Web",
+            Protocol::Http => "HTTP",
+            Protocol::HttpProxy => "HTTP_PROXY",
+            Protocol::Http2 => "HTTP2",
+            Protocol::Https => "HTTPS",
+            Protocol::Tls => "TLS",
+            Protocol::Mongo => "Mongo",
+            Protocol::Redis => "Redis",
+            Protocol::Mysql => "MySQL",
+        }
+    }
+
     /// `IsHTTP`: HTTP, HTTP2, HTTP_PROXY, GRPC, GRPC-Web.
     pub(crate) fn is_http(self) -> bool {
         matches!(

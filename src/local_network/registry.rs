@@ -73,6 +73,52 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The registry as istiod is to read it, with no Kubernetes: each Service a ServiceEntry
+    /// (MESH_INTERNAL, STATIC, its ClusterIP as address, its selector as workload selector) and
+    /// each pod a WorkloadEntry with its IP and labels. No WorkloadEntry carries a service
+    /// account: with one, istiod would use Istio mTLS to it, which the real gateway pod does not
+    /// get either.
+    pub(crate) fn as_istio_manifests(&self) -> String {
+        let labels = |map: &BTreeMap<String, String>, indent: &str| {
+            map.iter()
+                .map(|(k, v)| format!("{indent}{k}: {v}\n"))
+                .collect::<String>()
+        };
+        let mut out = String::new();
+        for service in &self.services {
+            out.push_str(&format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  hosts:\n  - {}\n  addresses:\n  - {}\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n",
+                service.name,
+                service.namespace,
+                service.hostname(),
+                service.cluster_ip
+            ));
+            for port in &service.ports {
+                out.push_str(&format!(
+                    "  - number: {}\n    name: {}\n    protocol: {}\n    targetPort: {}\n",
+                    port.port,
+                    port.name,
+                    port.protocol.name(),
+                    port.target_port
+                ));
+            }
+            out.push_str("  workloadSelector:\n    labels:\n");
+            out.push_str(&labels(&service.selector, "      "));
+            out.push_str("---\n");
+        }
+        for workload in &self.workloads {
+            out.push_str(&format!(
+                "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  address: {}\n  labels:\n",
+                workload.name, workload.namespace, workload.ip
+            ));
+            out.push_str(&labels(&workload.labels, "    "));
+            out.push_str("---\n");
+        }
+        out
+    }
+}
+
 impl ProxyWorkloads {
     /// The sleep pod plays the sidecar; `istio-egressgateway` the gateway.
     pub(crate) fn tutorial() -> ProxyWorkloads {

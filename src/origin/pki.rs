@@ -139,7 +139,6 @@ impl RunPki {
     }
 
     /// The CA certificate, PEM.
-    #[cfg(test)]
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }

@@ -18,6 +18,7 @@ mod server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub(crate) use resources::expected_names;
 pub use resources::ResourceType;
 pub use server::{XdsHandle, XdsServer};
 

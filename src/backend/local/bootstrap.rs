@@ -1,5 +1,6 @@
 //! The bootstrap each local Envoy starts with: its node identity, an admin API on a free loopback
-//! port, and ADS to the run's control plane. Everything else comes over xDS.
+//! port, ADS to the run's ADS server, SDS to the run's SDS server (as pilot-agent serves it), and
+//! the runtime flags pilot-agent gives Istio's proxies. Everything else comes over xDS.
 
 use std::net::SocketAddr;
 
@@ -21,7 +22,27 @@ pub(crate) fn node_id(role: ProxyRole, workload: &Workload) -> String {
     )
 }
 
-pub(crate) fn bootstrap(node_id: &str, workload: &Workload, xds: SocketAddr) -> Value {
+/// The runtime flags pilot-agent sets for every Istio proxy (istio/istio
+/// `pkg/bootstrap/config.go`), so the local Envoys judge config as Istio's would.
+fn istio_runtime() -> Value {
+    json!({"layers": [
+        {"name": "global config", "static_layer": {
+            "re2.max_program_size.error_level": "32768",
+            "envoy.deprecated_features:envoy.config.listener.v3.Listener.hidden_envoy_deprecated_use_original_dst": true,
+            "envoy.reloadable_features.http_reject_path_with_fragment": false,
+            "envoy.reloadable_features.fixed_heap_use_allocated": true,
+            "envoy.reloadable_features.coalesce_lb_rebuilds_on_batch_update": false,
+        }},
+        {"name": "admin", "admin_layer": {}},
+    ]})
+}
+
+pub(crate) fn bootstrap(
+    node_id: &str,
+    workload: &Workload,
+    xds: SocketAddr,
+    sds: SocketAddr,
+) -> Value {
     let ads = json!({"ads": {}, "resource_api_version": "V3"});
     json!({
         "node": {
@@ -39,7 +60,8 @@ pub(crate) fn bootstrap(node_id: &str, workload: &Workload, xds: SocketAddr) -> 
             "cds_config": ads,
             "lds_config": ads,
         },
-        "static_resources": {"clusters": [{
+        "layered_runtime": istio_runtime(),
+        "static_resources": {"clusters": [crate::sds::bootstrap_cluster(sds), {
             "name": "xds-grpc",
             "type": "STATIC",
             "connect_timeout": "1s",

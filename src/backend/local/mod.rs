@@ -21,7 +21,9 @@ use crate::backend::{
     Backend, BackendError, BackendSpec, CleanupReport, StartError, StepError, StepReport,
 };
 use crate::control_plane::builtin::Builtin;
-use crate::control_plane::{ControlPlane, ControlPlaneKind, ConvergeError};
+use crate::control_plane::istiod::{Istiod, IstiodStart, ProxyIdentity};
+use crate::control_plane::{AnyControlPlane, ControlPlane, ControlPlaneKind, ConvergeError};
+use crate::sds::SdsServer;
 use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
@@ -127,6 +129,7 @@ impl BackendSpec for LocalSpec {
             RunPki::generate(&hosts)
                 .map_err(|e| environment("the run's certificates")(e.to_string()))?,
         );
+        let ca_pem = pki.ca_pem().to_string();
         let ca_file = dir.path().join("ca.pem");
         pki.write_ca_pem(&ca_file).map_err(|e| {
             environment("writing the run's CA")(format!("{}: {e}", ca_file.display()))
@@ -164,12 +167,48 @@ impl BackendSpec for LocalSpec {
             external_ports(suite),
         );
         let delivery = Delivery::to_envoys(network, xds.handle(), nodes.clone());
-        let control_plane = Builtin::new(delivery.clone(), registry, workloads, suite.mesh.clone());
+        let sds = start_sds(&ca_pem).await?;
         let xds_addr = xds.addr();
+        let sds_addr = sds.addr();
+        let control_plane = match &self.control_plane {
+            ControlPlaneKind::Builtin => AnyControlPlane::Builtin(Builtin::new(
+                delivery.clone(),
+                registry,
+                workloads,
+                suite.mesh.clone(),
+            )),
+            ControlPlaneKind::Istiod { release, binary } => {
+                let proxies = ProxyRole::ALL
+                    .map(|role| ProxyIdentity {
+                        role,
+                        node_id: nodes[&role].clone(),
+                        workload: identities[&role].clone(),
+                    })
+                    .to_vec();
+                let istiod = Istiod::start(
+                    IstiodStart {
+                        release,
+                        binary: binary.clone(),
+                        dir: dir.path(),
+                        registry: &registry,
+                        mesh: &suite.mesh,
+                        namespace: &suite.namespace,
+                        proxies,
+                        delivery: delivery.clone(),
+                        answer_timeout: ACK_TIMEOUT,
+                    },
+                    progress,
+                )
+                .await
+                .map_err(environment("starting istiod"))?;
+                AnyControlPlane::Istiod(Box::new(istiod))
+            }
+        };
         let mut backend = LocalBackend {
             envoys: BTreeMap::new(),
             control_plane,
             delivery,
+            sds: Some(sds),
             xds: Some(xds),
             origin: Some(origin),
             dir: Some(dir),
@@ -177,7 +216,7 @@ impl BackendSpec for LocalSpec {
             config: AppliedConfig::default(),
         };
         let started = backend
-            .start_proxies(&self, &nodes, &identities, xds_addr, progress)
+            .start_proxies(&self, &nodes, &identities, (xds_addr, sds_addr), progress)
             .await;
         match started {
             Ok(()) => Ok(backend),
@@ -193,12 +232,27 @@ impl BackendSpec for LocalSpec {
     }
 }
 
+/// The secrets pilot-agent would serve: the workload's certificate and the mesh's root, from a
+/// mesh CA made for the run, and `file-root:system`, the public roots, which locally are the
+/// run's CA (the "Public roots" deviation).
+async fn start_sds(run_ca_pem: &str) -> Result<SdsServer, StartError> {
+    let identity = crate::sds::mesh_identity("spiffe://cluster.local/ns/default/sa/default")
+        .map_err(environment("the mesh's certificates"))?;
+    let secrets = identity
+        .secrets()
+        .validation_context(local_network::SYSTEM_ROOTS_SECRET, run_ca_pem);
+    SdsServer::start(secrets)
+        .await
+        .map_err(environment("starting the SDS server"))
+}
+
 /// A running local mesh; see the module docs.
 pub(crate) struct LocalBackend {
     // Field order is drop order: proxies first, then what they talk to.
     envoys: BTreeMap<ProxyRole, EnvoyProcess>,
-    control_plane: Builtin,
+    control_plane: AnyControlPlane,
     delivery: Delivery,
+    sds: Option<SdsServer>,
     xds: Option<XdsServer>,
     origin: Option<Origin>,
     dir: Option<run_dir::RunDir>,
@@ -212,13 +266,16 @@ impl LocalBackend {
         spec: &LocalSpec,
         nodes: &BTreeMap<ProxyRole, String>,
         identities: &BTreeMap<ProxyRole, crate::mesh::Workload>,
-        xds_addr: std::net::SocketAddr,
+        (xds_addr, sds_addr): (std::net::SocketAddr, std::net::SocketAddr),
         progress: &mut dyn FnMut(&str),
     ) -> Result<(), StartError> {
-        // The baseline goes out before the proxies start, so their first answer is complete.
-        self.control_plane
-            .deliver(&AppliedConfig::default())
-            .map_err(environment("the baseline config"))?;
+        // The builtin baseline goes out before the proxies start, so their first answer is
+        // complete; istiod pushes its own as the agents connect.
+        if let AnyControlPlane::Builtin(builtin) = &self.control_plane {
+            builtin
+                .deliver(&AppliedConfig::default())
+                .map_err(environment("the baseline config"))?;
+        }
         let dir = self
             .dir
             .as_ref()
@@ -228,7 +285,12 @@ impl LocalBackend {
             let options = EnvoyOptions {
                 binary: spec.envoy.path.clone(),
                 name: role.as_str().to_string(),
-                bootstrap: bootstrap::bootstrap(&nodes[&role], &identities[&role], xds_addr),
+                bootstrap: bootstrap::bootstrap(
+                    &nodes[&role],
+                    &identities[&role],
+                    xds_addr,
+                    sds_addr,
+                ),
                 dir: dir.clone(),
                 log_level: spec.envoy_log_level.clone(),
                 extra_args: local_network::ENVOY_FLAGS.map(String::from).to_vec(),
@@ -260,22 +322,21 @@ impl LocalBackend {
             "started Envoy {} as the sidecar and the egress gateway",
             spec.envoy.version
         ));
-        for role in ProxyRole::ALL {
-            self.delivery
-                .answered(role, ACK_TIMEOUT)
-                .await
-                .map_err(|refusal| match refusal {
-                    Refusal::Rejected { .. } | Refusal::Died(_) => StartError::mesh(
-                        format!("the {role} Envoy did not take its first config"),
-                        refusal,
-                    ),
-                    other => StartError::environment(
-                        format!("the {role} Envoy did not take its first config"),
-                        other,
-                    ),
-                })?;
+        // The baseline in force, as any later change: accepted by both proxies.
+        match self
+            .control_plane
+            .converge(&AppliedConfig::default(), ACK_TIMEOUT)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(ConvergeError::Refused(refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)))) => {
+                Err(StartError::mesh("the proxies did not take the baseline", refusal))
+            }
+            Err(other) => Err(StartError::environment(
+                "the proxies did not take the baseline",
+                other,
+            )),
         }
-        Ok(())
     }
 
     /// Make `config` the applied state and wait until it is in force.
@@ -290,6 +351,7 @@ impl LocalBackend {
             }),
             Err(ConvergeError::Translate(e)) => Err(StepError::Translate(e)),
             Err(ConvergeError::Refused(refusal)) => Err(StepError::Refused(self.with_log(refusal))),
+            Err(other) => Err(StepError::ControlPlane(other.to_string())),
         }
     }
 
@@ -543,6 +605,25 @@ impl Backend for LocalBackend {
             }
         }
         let mut ports = self.delivery.with_network(LocalNetwork::ports);
+        let control_plane = std::mem::replace(
+            &mut self.control_plane,
+            AnyControlPlane::Builtin(Builtin::stopped(self.delivery.clone())),
+        );
+        if let AnyControlPlane::Istiod(istiod) = control_plane {
+            ports.extend(istiod.ports());
+            pids.extend(istiod.pid());
+            let release = istiod.release().name;
+            let left = istiod.shutdown().await;
+            if left.is_empty() {
+                report.removed.push(format!("istiod {release} and its Kubernetes stand-in"));
+            }
+            report.leftovers.extend(left);
+        }
+        if let Some(sds) = self.sds.take() {
+            ports.push(sds.addr().port());
+            sds.shutdown().await;
+            report.removed.push("the SDS server".into());
+        }
         if let Some(xds) = self.xds.take() {
             ports.push(xds.addr().port());
             xds.shutdown().await;
