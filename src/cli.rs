@@ -18,6 +18,7 @@ use crate::backend::kind::{self, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
 use crate::control_plane::ControlPlaneKind;
+use crate::control_plane::istiod::SourceChoice;
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
@@ -46,18 +47,11 @@ enum Command {
         /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
         #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
         backend: BackendChoice,
-        /// local: the control plane that makes the proxies' config.
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
         /// kind: use this kubeconfig context and create no cluster.
         #[arg(long, value_name = "NAME")]
         context: Option<String>,
-        /// The Istio version. local with `--control-plane istiod`: the release of istiod to run
-        /// (1.31, the default, or 1.30), built with Go into the cache when it is not found.
-        /// kind: the version to install (istioctl of that version must be on PATH or in
-        /// $ISTIOCTL; default: the kind backend's).
-        #[arg(long, value_name = "VERSION")]
-        istio_version: Option<String>,
         /// kind: the cluster to create.
         #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
         cluster_name: String,
@@ -81,11 +75,8 @@ enum Command {
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
     /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
     Setup {
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
-        /// With `--control-plane istiod`: the Istio release (default 1.31).
-        #[arg(long, value_name = "VERSION")]
-        istio_version: Option<String>,
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -94,13 +85,34 @@ enum Command {
         /// How many replays.
         #[arg(long, default_value_t = 10)]
         runs: usize,
-        /// The control plane to measure.
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
-        /// With `--control-plane istiod`: the Istio release (default 1.31).
-        #[arg(long, value_name = "VERSION")]
-        istio_version: Option<String>,
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
     },
+}
+
+/// Which control plane makes the proxies' config (local backend), and which Istio.
+#[derive(clap::Args)]
+struct ControlPlaneArgs {
+    /// local: the control plane that makes the proxies' config.
+    #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
+    control_plane: ControlPlaneChoice,
+    /// The Istio version. local with `--control-plane istiod`: the release of istiod to run
+    /// (1.31, the default, or 1.30), built with Go into the cache when it is not found.
+    /// kind: the version to install (istioctl of that version must be on PATH or in $ISTIOCTL;
+    /// default: the kind backend's).
+    #[arg(long, value_name = "VERSION")]
+    istio_version: Option<String>,
+    /// With `--control-plane istiod`: how istiod is handed the Istio objects: `mcp` (its
+    /// xDS config source, served by the harness) or `files` (`--configDir`; istiod 1.31 waits
+    /// 250 ms after each change before it reads the directory).
+    #[arg(long, value_enum, default_value_t = IstiodConfig::Mcp)]
+    istiod_config: IstiodConfig,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IstiodConfig {
+    Mcp,
+    Files,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,11 +132,11 @@ enum ControlPlaneChoice {
 /// The control plane chosen and the Envoy it runs with: the builtin one with the harness's Envoy,
 /// istiod with its binary (found or built) and the Envoy release paired with it.
 fn choose_control_plane(
-    choice: ControlPlaneChoice,
-    istio_version: Option<&str>,
+    plane: &ControlPlaneArgs,
 ) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
     let mut notify = |note: &str| eprintln!("{note}");
-    match choice {
+    let istio_version = plane.istio_version.as_deref();
+    match plane.control_plane {
         ControlPlaneChoice::Builtin => {
             if let Some(version) = istio_version {
                 return Err(CliError::Usage(format!(
@@ -144,6 +156,10 @@ fn choose_control_plane(
                 ControlPlaneKind::Istiod {
                     release,
                     binary: istiod.path,
+                    source: match plane.istiod_config {
+                        IstiodConfig::Mcp => SourceChoice::Mcp,
+                        IstiodConfig::Files => SourceChoice::Files,
+                    },
                 },
                 envoy,
             ))
@@ -269,9 +285,8 @@ pub fn main() -> ExitCode {
             Command::Run {
                 suites,
                 backend,
-                control_plane,
+                plane,
                 context,
-                istio_version,
                 cluster_name,
                 kind_node_image,
                 artifacts,
@@ -288,15 +303,15 @@ pub fn main() -> ExitCode {
                                 "--context and --artifacts apply to --backend kind".into(),
                             ));
                         }
-                        let (control_plane, envoy) =
-                            choose_control_plane(control_plane, istio_version.as_deref())?;
+                        let (control_plane, envoy) = choose_control_plane(&plane)?;
                         let spec = LocalSpec::new(envoy, control_plane, keep);
                         run_all(&suites, spec, &interrupts, keep, &mut out).await
                     }
                     BackendChoice::Kind => {
                         let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
                         spec.context = context;
-                        spec.istio_version = istio_version
+                        spec.istio_version = plane
+                            .istio_version
                             .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
                         spec.cluster_name = cluster_name;
                         spec.kind_node_image = kind_node_image;
@@ -308,13 +323,13 @@ pub fn main() -> ExitCode {
                 out.finish()?;
                 passed
             }
-            Command::Setup {
-                control_plane: choice,
-                istio_version,
-            } => {
-                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
+            Command::Setup { plane } => {
+                let (control_plane, envoy) = choose_control_plane(&plane)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
-                if let ControlPlaneKind::Istiod { release, binary } = &control_plane {
+                if let ControlPlaneKind::Istiod {
+                    release, binary, ..
+                } = &control_plane
+                {
                     println!("pilot-discovery {} {}", release.name, binary.display());
                 }
                 Ok(true)
@@ -322,10 +337,9 @@ pub fn main() -> ExitCode {
             Command::Bench {
                 suites,
                 runs,
-                control_plane: choice,
-                istio_version,
+                plane,
             } => {
-                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
+                let (control_plane, envoy) = choose_control_plane(&plane)?;
                 bench(load_all(suites)?, runs, control_plane, envoy, &interrupts).await
             }
         }

@@ -28,6 +28,8 @@ pub(crate) enum ControlPlaneKind {
     Istiod {
         release: &'static IstioRelease,
         binary: std::path::PathBuf,
+        /// How istiod is handed the Istio objects.
+        source: istiod::SourceChoice,
     },
 }
 
@@ -35,7 +37,9 @@ impl ControlPlaneKind {
     pub(crate) fn name(&self) -> String {
         match self {
             ControlPlaneKind::Builtin => "builtin".into(),
-            ControlPlaneKind::Istiod { release, .. } => format!("istiod {}", release.name),
+            ControlPlaneKind::Istiod {
+                release, source, ..
+            } => format!("istiod {}, config over {}", release.name, source.name()),
         }
     }
 

@@ -177,7 +177,11 @@ impl BackendSpec for LocalSpec {
                 workloads,
                 suite.mesh.clone(),
             )),
-            ControlPlaneKind::Istiod { release, binary } => {
+            ControlPlaneKind::Istiod {
+                release,
+                binary,
+                source,
+            } => {
                 let proxies = ProxyRole::ALL
                     .map(|role| ProxyIdentity {
                         role,
@@ -191,6 +195,7 @@ impl BackendSpec for LocalSpec {
                         binary: binary.clone(),
                         dir: dir.path(),
                         registry: &registry,
+                        source: *source,
                         mesh: &suite.mesh,
                         namespace: &suite.namespace,
                         proxies,

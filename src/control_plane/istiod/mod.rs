@@ -14,7 +14,10 @@
 //! push to the proxy has arrived, and Envoy has answered all of it. No sleep, no settle time.
 
 mod agent;
+mod mcp;
 mod observe;
+mod protos;
+mod source;
 mod strip;
 
 use std::collections::BTreeMap;
@@ -29,6 +32,8 @@ use tokio::process::Command;
 
 use self::agent::{Agent, AgentConfig};
 use self::observe::{Istiod as IstiodObserver, push_counter};
+use self::source::ConfigSource;
+pub(crate) use self::source::SourceChoice;
 use super::{ControlPlane, ConvergeError};
 use crate::delivery::{Delivery, Refusal};
 use crate::istio::ObjectKey;
@@ -113,6 +118,7 @@ pub(crate) struct IstiodStart<'a> {
     /// The run's directory; istiod's files go to `<dir>/istiod/`.
     pub dir: &'a Path,
     pub registry: &'a Registry,
+    pub source: SourceChoice,
     pub mesh: &'a MeshSettings,
     pub namespace: &'a str,
     pub proxies: Vec<ProxyIdentity>,
@@ -130,6 +136,8 @@ pub(crate) enum IstiodError {
     },
     #[error("the empty Kubernetes API istiod needs: {0}")]
     KubeStub(#[source] crate::kube_stub::KubeStubError),
+    #[error("istiod's config source: {0}")]
+    Source(#[source] source::SourceError),
     #[error("choosing istiod's ports: {0}")]
     Ports(#[source] std::io::Error),
     #[error(transparent)]
@@ -146,12 +154,11 @@ pub(crate) struct Istiod {
     process: Option<Supervised>,
     kube: Option<KubeStub>,
     observer: IstiodObserver,
-    config_dir: PathBuf,
-    namespace: String,
+    source: Option<ConfigSource>,
+    /// The objects of the cluster's registry, which are no applied object of the suite's.
+    registry: std::collections::BTreeSet<ObjectKey>,
     agents: BTreeMap<ProxyRole, Agent>,
     proxies: Vec<ProxyIdentity>,
-    /// The files written for the applied objects, by file name.
-    written: BTreeMap<String, String>,
     ports: Vec<u16>,
     answer_timeout: Duration,
 }
@@ -174,21 +181,20 @@ impl Istiod {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Istiod, IstiodError> {
         let home = start.dir.join("istiod");
-        let config_dir = home.join("config");
         let files = |source| IstiodError::Files {
             dir: home.clone(),
             source,
         };
-        std::fs::create_dir_all(&config_dir).map_err(files)?;
-        write_atomically(
-            &config_dir.join("00-registry.yaml"),
-            &start.registry.as_istio_manifests(),
-        )
-        .map_err(files)?;
+        std::fs::create_dir_all(&home).map_err(files)?;
+        let registry = start.registry.as_istio_objects();
+        let source = ConfigSource::start(start.source, &home, &registry, start.release)
+            .await
+            .map_err(IstiodError::Source)?;
         let ports = free_ports(4).map_err(IstiodError::Ports)?;
         let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
         let mesh_file = home.join("mesh.yaml");
-        std::fs::write(&mesh_file, mesh_config(start.mesh, grpc)).map_err(files)?;
+        let mesh = mesh_config(start.mesh, grpc) + &source.mesh_config();
+        std::fs::write(&mesh_file, mesh).map_err(files)?;
         let kube = KubeStub::start(&home, &["default", "istio-system", start.namespace])
             .await
             .map_err(IstiodError::KubeStub)?;
@@ -201,7 +207,7 @@ impl Istiod {
             .arg("discovery")
             .arg("--registries=Kubernetes")
             .arg(format!("--kubeconfig={}", kube.kubeconfig().display()))
-            .arg(format!("--configDir={}", config_dir.display()))
+            .args(source.istiod_args())
             .arg(format!("--meshConfig={}", mesh_file.display()))
             .arg("--networksConfig=/dev/null")
             .arg("--domain=cluster.local")
@@ -271,11 +277,10 @@ impl Istiod {
             process: Some(process),
             kube: Some(kube),
             observer,
-            config_dir,
-            namespace: start.namespace.to_string(),
+            source: Some(source),
+            registry: registry.iter().filter_map(object_key).collect(),
             agents,
             proxies: start.proxies,
-            written: BTreeMap::new(),
             ports,
             answer_timeout: start.answer_timeout,
         })
@@ -317,41 +322,10 @@ impl Istiod {
         if let Some(kube) = self.kube.take() {
             kube.shutdown().await;
         }
+        if let Some(source) = self.source.take() {
+            source.shutdown().await;
+        }
         leftovers
-    }
-
-    /// The files the applied objects become: one per object, JSON (which is YAML), namespaced.
-    fn files_for(&self, config: &AppliedConfig) -> BTreeMap<String, String> {
-        config
-            .iter()
-            .map(|(key, object)| {
-                let mut raw = object.raw.clone();
-                raw["metadata"]["namespace"] = Value::String(key.namespace.clone());
-                let name = format!(
-                    "{}-{}-{}.yaml",
-                    key.kind.cli_name(),
-                    key.namespace,
-                    key.name
-                );
-                (name, serde_json::to_string_pretty(&raw).unwrap_or_default())
-            })
-            .collect()
-    }
-
-    /// Write what changed, remove what went.
-    fn write(&mut self, files: BTreeMap<String, String>) -> std::io::Result<()> {
-        for (name, text) in &files {
-            if self.written.get(name) != Some(text) {
-                write_atomically(&self.config_dir.join(name), text)?;
-            }
-        }
-        for name in self.written.keys() {
-            if !files.contains_key(name) {
-                std::fs::remove_file(self.config_dir.join(name))?;
-            }
-        }
-        self.written = files;
-        Ok(())
     }
 
     async fn in_force(
@@ -386,7 +360,7 @@ impl Istiod {
                 };
                 let held: BTreeMap<ObjectKey, Value> = held
                     .into_iter()
-                    .filter(|(k, _)| !is_registry(k))
+                    .filter(|(k, _)| !self.registry.contains(k))
                     .collect();
                 Ok(if holds(&held, &wanted) {
                     Look::Ready(())
@@ -474,8 +448,11 @@ impl ControlPlane for Istiod {
         config: &AppliedConfig,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
-        let files = self.files_for(config);
-        let changed = files != self.written;
+        let applied = applied_objects(config);
+        let Some(source) = self.source.as_mut() else {
+            return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
+        };
+        let changed = source.differs(&applied);
         let inbound_before = if changed {
             self.observer
                 .inbound_updates()
@@ -485,12 +462,13 @@ impl ControlPlane for Istiod {
             0
         };
         let log_before = self.observer.pushes().lines;
-        self.write(files).map_err(|e| {
-            ConvergeError::NotInForce(format!(
-                "writing istiod's config in {}: {e}",
-                self.config_dir.display()
-            ))
-        })?;
+        source
+            .apply(&applied, timeout.max(TAKE_TIMEOUT))
+            .await
+            .map_err(|e| match e {
+                source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
+                other => ConvergeError::NotInForce(other.to_string()),
+            })?;
         self.in_force(config, inbound_before, log_before, timeout.max(TAKE_TIMEOUT))
             .await
     }
@@ -504,12 +482,28 @@ impl ControlPlane for Istiod {
     }
 }
 
-/// The objects of the registry file, which are no applied object of the suite's.
-fn is_registry(key: &ObjectKey) -> bool {
-    matches!(
-        (key.namespace.as_str(), key.name.as_str()),
-        ("istio-system", "istio-egressgateway") | ("default", "sleep")
-    ) && key.kind == crate::istio::Kind::ServiceEntry
+/// The applied objects whole, as istiod is to read them: namespaced.
+fn applied_objects(config: &AppliedConfig) -> Vec<Value> {
+    config
+        .iter()
+        .map(|(key, object)| {
+            let mut raw = object.raw.clone();
+            raw["metadata"]["namespace"] = Value::String(key.namespace.clone());
+            raw
+        })
+        .collect()
+}
+
+/// The key of a whole object, when it is of a kind a suite applies.
+fn object_key(object: &Value) -> Option<ObjectKey> {
+    let kind = crate::istio::Kind::ALL
+        .into_iter()
+        .find(|k| object["kind"].as_str() == Some(&k.to_string()))?;
+    Some(ObjectKey {
+        kind,
+        namespace: object["metadata"]["namespace"].as_str()?.to_string(),
+        name: object["metadata"]["name"].as_str()?.to_string(),
+    })
 }
 
 /// Whether istiod holds exactly the wanted objects, each with (at least) the wanted spec.
@@ -593,13 +587,6 @@ const ISTIOD_ENV: [(&str, &str); 8] = [
     ("PILOT_DEBOUNCE_MAX", "100ms"),
     ("PILOT_ENABLE_EDS_DEBOUNCE", "true"),
 ];
-
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    // Not `.yaml`: istiod ignores the temporary file until it is renamed into place.
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
-}
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,13 @@ use crate::istio::ObjectKey;
 /// The log line istiod writes when it refuses the config directory (istio/istio
 /// `pkg/kube/krt/files/files.go`).
 const RELOAD_REFUSED: &str = "unable to reload file configuration ";
+/// What istiod's MCP client logs when its store refuses an object (istio/istio
+/// `pkg/adsc/adsc.go`: Istio's validation runs on every create and update).
+const STORE_REFUSED: [&str; 3] = [
+    "Error adding a new resource to the store ",
+    "Error updating an existing resource in the store ",
+    "Invalid data: ",
+];
 const DEBOUNCED: &str = "Push debounce stable[";
 const PUSHING: &str = "XDS: Pushing ";
 
@@ -175,6 +182,12 @@ fn pushes(log: &str) -> Pushes {
             let rest = &line[at + RELOAD_REFUSED.len()..];
             let words = rest.split_once(": ").map_or(rest, |(_, w)| w);
             out.refusals.push((index, words.trim().to_string()));
+        } else if let Some((at, marker)) = STORE_REFUSED
+            .iter()
+            .find_map(|m| line.find(m).map(|at| (at, *m)))
+        {
+            out.refusals
+                .push((index, line[at + marker.len()..].trim().to_string()));
         }
     }
     out
@@ -211,6 +224,17 @@ mod tests {
         let seen = pushes(&log);
         assert_eq!(seen.committed, 3);
         assert_eq!(push_counter(seen.version.as_deref().unwrap()), Some(8));
+    }
+
+    #[test]
+    fn an_object_the_store_refuses_is_read_in_istios_words() {
+        let log = "2026-12-02T00:30:00Z\twarn\tadsc\tError adding a new resource to the store service entry port name http-port already defined\n";
+        let seen = pushes(log);
+        assert_eq!(
+            seen.refusals,
+            vec![(0, "service entry port name http-port already defined".to_string())]
+        );
+        assert!(pushes("2026-12-02T00:30:00Z\tinfo\tadsc\tReceived\n").refusals.is_empty());
     }
 
     #[test]
