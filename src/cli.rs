@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use crate::backend::kind::{self, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
+use crate::compare::accepted::Accepted;
+use crate::compare::{IstiodSpec, compare_suite, render};
 use crate::control_plane::ControlPlaneKind;
 use crate::control_plane::istiod::SourceChoice;
 use crate::envoy::locate::Lookup;
@@ -77,6 +79,24 @@ enum Command {
     Setup {
         #[command(flatten)]
         plane: ControlPlaneArgs,
+    },
+    /// Compare the builtin translator's config with istiod's, stage by stage, for each proxy
+    /// (default: every suite under suites/). Exits 1 on a difference the accepted-differences
+    /// file does not list. Needs istiod, no Envoy.
+    Compare {
+        suites: Vec<PathBuf>,
+        /// The Istio release of istiod (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+        /// How istiod is handed the Istio objects.
+        #[arg(long, value_enum, default_value_t = IstiodConfig::Mcp)]
+        istiod_config: IstiodConfig,
+        /// The accepted differences, each with its reason.
+        #[arg(long, value_name = "FILE", default_value = "accepted-differences.yaml")]
+        accepted: PathBuf,
+        /// Show accepted differences too.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -156,15 +176,65 @@ fn choose_control_plane(
                 ControlPlaneKind::Istiod {
                     release,
                     binary: istiod.path,
-                    source: match plane.istiod_config {
-                        IstiodConfig::Mcp => SourceChoice::Mcp,
-                        IstiodConfig::Files => SourceChoice::Files,
-                    },
+                    source: source_choice(plane.istiod_config),
                 },
                 envoy,
             ))
         }
     }
+}
+
+fn source_choice(config: IstiodConfig) -> SourceChoice {
+    match config {
+        IstiodConfig::Mcp => SourceChoice::Mcp,
+        IstiodConfig::Files => SourceChoice::Files,
+    }
+}
+
+/// `compare` over `suites`; false when any difference is unlisted.
+async fn compare_all(
+    suites: &[Suite],
+    spec: &IstiodSpec,
+    accepted: &Accepted,
+    verbose: bool,
+) -> Result<bool, CliError> {
+    let (mut total, mut identical, mut accepted_only, mut unlisted) = (0, 0, 0, 0);
+    for suite in suites {
+        println!(
+            "== {}: the builtin translator against istiod {} ({})",
+            suite.name, spec.release.name, spec.release.description
+        );
+        let report = compare_suite(suite, spec, accepted, &mut |note| println!("   · {note}"))
+            .await
+            .map_err(|e| CliError::Compare {
+                file: suite.file.display().to_string(),
+                message: e.to_string(),
+            })?;
+        print!("{}", render(&report, verbose));
+        for resource in report.resources() {
+            total += 1;
+            if resource.identical() {
+                identical += 1;
+            } else if resource.accepted_only() {
+                accepted_only += 1;
+            } else {
+                unlisted += 1;
+            }
+        }
+    }
+    println!(
+        "== compared {total} resources: {identical} identical, {accepted_only} with accepted differences only, {unlisted} with differences {} does not list",
+        accepted.file.display()
+    );
+    for entry in accepted.unused() {
+        println!(
+            "   note: {}:{}: accepted a difference none of these suites showed ({})",
+            accepted.file.display(),
+            entry.line,
+            entry.reason
+        );
+    }
+    Ok(unlisted == 0)
 }
 
 /// Why a command could not do its work.
@@ -186,6 +256,8 @@ enum CliError {
     Envoy(#[from] LocateError),
     #[error(transparent)]
     Istio(#[from] IstioToolError),
+    #[error("{file}: {message}")]
+    Compare { file: String, message: String },
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error("writing the JUnit report {}: {message}", .file.display())]
@@ -203,6 +275,7 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Usage(_)
         | CliError::Envoy(_)
         | CliError::Istio(_)
+        | CliError::Compare { .. }
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
             source: StartError::Environment { .. },
@@ -333,6 +406,32 @@ pub fn main() -> ExitCode {
                     println!("pilot-discovery {} {}", release.name, binary.display());
                 }
                 Ok(true)
+            }
+            Command::Compare {
+                suites,
+                istio_version,
+                istiod_config,
+                accepted,
+                verbose,
+            } => {
+                let suites = load_all(suites)?;
+                let accepted = Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
+                let release = match istio_version.as_deref() {
+                    Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
+                    None => IstioRelease::default_release(),
+                };
+                let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
+                    eprintln!("{n}")
+                })?;
+                let spec = IstiodSpec {
+                    release,
+                    binary: istiod.path,
+                    source: source_choice(istiod_config),
+                };
+                tokio::select! {
+                    result = compare_all(&suites, &spec, &accepted, verbose) => result,
+                    () = interrupts.next() => Err(CliError::Interrupted),
+                }
             }
             Command::Bench {
                 suites,

@@ -5,6 +5,7 @@
 //! origin) → observations → expectations → report.
 
 mod backend;
+mod compare;
 pub mod cli;
 mod control_plane;
 mod delivery;

@@ -9,7 +9,7 @@
 mod bootstrap;
 mod curl;
 mod leftovers;
-mod run_dir;
+pub(crate) mod run_dir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
 use crate::local_network::{self, LocalNetwork};
-use crate::mesh::{AppliedConfig, ProxyRole, Registry};
+use crate::mesh::{AppliedConfig, ProxyRole, Registry, Workload};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::origin::{Origin, OriginConfig, RunPki};
 use crate::process::Liveness;
@@ -89,8 +89,33 @@ fn origin_hosts(suite: &Suite) -> Vec<String> {
     hosts
 }
 
+/// Each proxy's node id and the workload it plays, as istiod is to know them.
+pub(crate) fn proxy_identities(
+    registry: &Registry,
+    workloads: &ProxyWorkloads,
+) -> Result<Vec<ProxyIdentity>, String> {
+    ProxyRole::ALL
+        .into_iter()
+        .map(|role| {
+            let name = match role {
+                ProxyRole::Sidecar => &workloads.sidecar,
+                ProxyRole::EgressGateway => &workloads.gateway,
+            };
+            let workload = registry
+                .workload(name)
+                .cloned()
+                .ok_or_else(|| format!("no workload plays the {role}"))?;
+            Ok(ProxyIdentity {
+                role,
+                node_id: bootstrap::node_id(role, &workload),
+                workload,
+            })
+        })
+        .collect()
+}
+
 /// External ports commands may reach with no listener of their own (`virtualOutbound`).
-fn external_ports(suite: &Suite) -> BTreeSet<u32> {
+pub(crate) fn external_ports(suite: &Suite) -> BTreeSet<u32> {
     let mut ports: BTreeSet<u32> = [80, 443].into();
     for command in suite.all_commands() {
         ports.extend(url_targets(&command.argv).into_iter().map(|(_, p)| p));
@@ -146,19 +171,16 @@ impl BackendSpec for LocalSpec {
             .map_err(|e| environment("starting the ADS server")(e.to_string()))?;
         let registry = Registry::tutorial();
         let workloads = ProxyWorkloads::tutorial();
-        let mut nodes = BTreeMap::new();
-        let mut identities = BTreeMap::new();
-        for role in ProxyRole::ALL {
-            let name = match role {
-                ProxyRole::Sidecar => &workloads.sidecar,
-                ProxyRole::EgressGateway => &workloads.gateway,
-            };
-            let workload = registry.workload(name).cloned().ok_or_else(|| {
-                StartError::environment("the registry", format!("no workload plays the {role}"))
-            })?;
-            nodes.insert(role, bootstrap::node_id(role, &workload));
-            identities.insert(role, workload);
-        }
+        let proxies = proxy_identities(&registry, &workloads)
+            .map_err(|e| StartError::environment("the registry", e))?;
+        let nodes: BTreeMap<ProxyRole, String> = proxies
+            .iter()
+            .map(|p| (p.role, p.node_id.clone()))
+            .collect();
+        let identities: BTreeMap<ProxyRole, Workload> = proxies
+            .iter()
+            .map(|p| (p.role, p.workload.clone()))
+            .collect();
         let network = LocalNetwork::new(
             registry.clone(),
             origin.http_addr(),
@@ -182,13 +204,6 @@ impl BackendSpec for LocalSpec {
                 binary,
                 source,
             } => {
-                let proxies = ProxyRole::ALL
-                    .map(|role| ProxyIdentity {
-                        role,
-                        node_id: nodes[&role].clone(),
-                        workload: identities[&role].clone(),
-                    })
-                    .to_vec();
                 let istiod = Istiod::start(
                     IstiodStart {
                         release,
@@ -198,7 +213,7 @@ impl BackendSpec for LocalSpec {
                         source: *source,
                         mesh: &suite.mesh,
                         namespace: &suite.namespace,
-                        proxies,
+                        proxies: proxies.clone(),
                         delivery: delivery.clone(),
                         answer_timeout: ACK_TIMEOUT,
                     },
