@@ -20,10 +20,12 @@ use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
 use crate::compare::{IstiodSpec, compare_suite, render};
 use crate::control_plane::ControlPlaneKind;
-use crate::control_plane::istiod::SourceChoice;
+use crate::control_plane::istiod::{SourceChoice, api_dir};
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
-use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
+use crate::istio_release::{
+    IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
+};
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
@@ -79,6 +81,9 @@ enum Command {
     Setup {
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        /// Only look: build and install nothing, fail (exit 2) saying what is missing.
+        #[arg(long)]
+        no_build: bool,
     },
     /// Compare the builtin translator's config with istiod's, stage by stage, for each proxy
     /// (default: every suite under suites/). Exits 1 on a difference the accepted-differences
@@ -154,6 +159,14 @@ enum ControlPlaneChoice {
 fn choose_control_plane(
     plane: &ControlPlaneArgs,
 ) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
+    find_control_plane(plane, true)
+}
+
+/// [`choose_control_plane`]; with `install` false, building and installing nothing.
+fn find_control_plane(
+    plane: &ControlPlaneArgs,
+    install: bool,
+) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
     let mut notify = |note: &str| eprintln!("{note}");
     let istio_version = plane.istio_version.as_deref();
     match plane.control_plane {
@@ -163,15 +176,46 @@ fn choose_control_plane(
                     "--istio-version {version} applies to --control-plane istiod (or --backend kind)"
                 )));
             }
-            Ok((ControlPlaneKind::Builtin, envoy()?))
+            let envoy = if install {
+                envoy()?
+            } else {
+                Lookup::from_env()
+                    .find(&mut notify)?
+                    .ok_or_else(|| not_set_up("envoy", "egress-conformance setup"))?
+            };
+            Ok((ControlPlaneKind::Builtin, envoy))
         }
         ControlPlaneChoice::Istiod => {
             let release = match istio_version {
-                Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+                Some(version) => {
+                    parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?
+                }
                 None => IstioRelease::default_release(),
             };
-            let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-            let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            let setup = format!(
+                "egress-conformance setup --control-plane istiod --istio-version {}",
+                release.name
+            );
+            let (istiod, envoy) = if install {
+                (
+                    find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+                    Lookup::from_env()
+                        .find_or_install_version(release.envoy_version, &mut notify)?,
+                )
+            } else {
+                (
+                    ToolLookup::from_env()
+                        .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("pilot-discovery {}", release.name), &setup)
+                        })?,
+                    Lookup::from_env()
+                        .find_version(release.envoy_version, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("envoy {}", release.envoy_version), &setup)
+                        })?,
+                )
+            };
             Ok((
                 ControlPlaneKind::Istiod {
                     release,
@@ -182,6 +226,12 @@ fn choose_control_plane(
             ))
         }
     }
+}
+
+fn not_set_up(what: &str, setup: &str) -> CliError {
+    CliError::Usage(format!(
+        "{what} is not set up (nothing was built or installed); `{setup}` does it"
+    ))
 }
 
 fn source_choice(config: IstiodConfig) -> SourceChoice {
@@ -396,14 +446,16 @@ pub fn main() -> ExitCode {
                 out.finish()?;
                 passed
             }
-            Command::Setup { plane } => {
-                let (control_plane, envoy) = choose_control_plane(&plane)?;
+            Command::Setup { plane, no_build } => {
+                let (control_plane, envoy) = find_control_plane(&plane, !no_build)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod {
                     release, binary, ..
                 } = &control_plane
                 {
                     println!("pilot-discovery {} {}", release.name, binary.display());
+                    let api = api_dir(release).map_err(|e| CliError::Usage(e.to_string()))?;
+                    println!("istio.io/api {} {}", release.api_version, api.display());
                 }
                 Ok(true)
             }
@@ -415,7 +467,8 @@ pub fn main() -> ExitCode {
                 verbose,
             } => {
                 let suites = load_all(suites)?;
-                let accepted = Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
+                let accepted =
+                    Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
                 let release = match istio_version.as_deref() {
                     Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
                     None => IstioRelease::default_release(),

@@ -5,8 +5,8 @@
 //! origin) → observations → expectations → report.
 
 mod backend;
-mod compare;
 pub mod cli;
+mod compare;
 mod control_plane;
 mod delivery;
 mod envoy;

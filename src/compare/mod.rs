@@ -106,7 +106,6 @@ pub(crate) struct StageReport {
 /// A suite's comparison.
 #[derive(Debug, Clone)]
 pub(crate) struct SuiteReport {
-    pub suite: String,
     pub stages: Vec<StageReport>,
 }
 
@@ -126,7 +125,8 @@ pub(crate) async fn compare_suite(
     let registry = Registry::tutorial();
     let workloads = ProxyWorkloads::tutorial();
     let proxies = proxy_identities(&registry, &workloads).map_err(setup("the registry"))?;
-    let dir = RunDir::create(false).map_err(|e| setup("creating the run directory")(e.to_string()))?;
+    let dir =
+        RunDir::create(false).map_err(|e| setup("creating the run directory")(e.to_string()))?;
     // Nothing listens at the origin's addresses: only config is compared.
     let origin = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let network = LocalNetwork::new(
@@ -224,10 +224,7 @@ async fn compare_stages(
             resources,
         });
     }
-    Ok(SuiteReport {
-        suite: suite.name.clone(),
-        stages,
-    })
+    Ok(SuiteReport { stages })
 }
 
 /// Where each control plane's deliveries are kept.
@@ -240,7 +237,15 @@ struct Lanes {
 fn delivered(delivery: &Delivery) -> BTreeMap<ProxyRole, ProxyResources> {
     ProxyRole::ALL
         .into_iter()
-        .map(|p| (p, delivery.delivered(p).map(|d| d.localized).unwrap_or_default()))
+        .map(|p| {
+            (
+                p,
+                delivery
+                    .delivered(p)
+                    .map(|d| d.localized)
+                    .unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -292,7 +297,11 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
     Ok(BTreeMap::from([
         (
             "cluster",
-            each("envoy.config.cluster.v3.Cluster", &resources.clusters, |c| c.name.clone())?,
+            each(
+                "envoy.config.cluster.v3.Cluster",
+                &resources.clusters,
+                |c| c.name.clone(),
+            )?,
         ),
         (
             "endpoint",
@@ -304,7 +313,11 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
         ),
         (
             "listener",
-            each("envoy.config.listener.v3.Listener", &resources.listeners, |l| l.name.clone())?,
+            each(
+                "envoy.config.listener.v3.Listener",
+                &resources.listeners,
+                |l| l.name.clone(),
+            )?,
         ),
         (
             "route",
@@ -321,7 +334,8 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
 pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
     let mut out = String::new();
     for stage in &report.stages {
-        let count = |f: &dyn Fn(&ResourceReport) -> bool| stage.resources.iter().filter(|r| f(r)).count();
+        let count =
+            |f: &dyn Fn(&ResourceReport) -> bool| stage.resources.iter().filter(|r| f(r)).count();
         out.push_str(&format!(
             "-- stage {}: {} resources: {} identical, {} with accepted differences, {} with unlisted ones\n",
             stage.name,
@@ -332,7 +346,7 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
         ));
         for resource in &stage.resources {
             let unlisted: Vec<&Judged> = resource.unlisted().collect();
-            if unlisted.is_empty() && !(verbose && !resource.identical()) {
+            if unlisted.is_empty() && (!verbose || resource.identical()) {
                 continue;
             }
             let c = &resource.compared;
@@ -341,7 +355,10 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
                 Verdict::OnlyIstiod => "only istiod makes",
                 _ => "differs:",
             };
-            out.push_str(&format!("   {} {} {} {head}\n", resource.proxy, c.kind, c.name));
+            out.push_str(&format!(
+                "   {} {} {} {head}\n",
+                resource.proxy, c.kind, c.name
+            ));
             for judged in &resource.judged {
                 if judged.accepted.is_some() && !verbose {
                     continue;
@@ -349,7 +366,11 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
                 if let Some(d) = &judged.diff {
                     out.push_str(&format!(
                         "     {}: builtin {}, istiod {}\n",
-                        if d.path.is_empty() { "(the whole resource)" } else { &d.path },
+                        if d.path.is_empty() {
+                            "(the whole resource)"
+                        } else {
+                            &d.path
+                        },
                         show(&d.builtin),
                         show(&d.istiod)
                     ));

@@ -32,6 +32,7 @@ use tokio::process::Command;
 
 use self::agent::{Agent, AgentConfig};
 use self::observe::{Istiod as IstiodObserver, push_counter};
+pub(crate) use self::protos::api_dir;
 use self::source::ConfigSource;
 pub(crate) use self::source::SourceChoice;
 use super::{ControlPlane, ConvergeError};
@@ -39,16 +40,31 @@ use crate::delivery::{Delivery, Refusal};
 use crate::istio::ObjectKey;
 use crate::istio_release::IstioRelease;
 use crate::kube_stub::KubeStub;
-use crate::mesh::{AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload};
+use crate::mesh::{
+    AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload,
+};
 use crate::process::{Liveness, Supervised};
 use crate::wait::{Look, Wait, WaitError};
 
-pub(crate) use strip::ISTIO_ONLY;
+/// Every way the local istiod differs from istiod in a cluster, by title. The README's list under
+/// "How the local istiod differs from istiod in a cluster" has these titles, in this order.
+pub(crate) const DEVIATIONS: [&str; 8] = [
+    "An empty Kubernetes API",
+    "The registry as ServiceEntry and WorkloadEntry",
+    "Config over MCP",
+    "The harness as pilot-agent",
+    "Secrets",
+    "Istio-only extensions",
+    "Quick pushes",
+    "Stock Envoy",
+];
 
 /// How long istiod may take to take a change in and push it.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long istiod may take to start and sync its (local) config.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many of istiod's last log lines a change that is not in force reports.
+const LOG_TAIL_LINES: usize = 8;
 /// How long SIGTERM may take to stop istiod.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -63,7 +79,11 @@ pub(crate) struct ProxyIdentity {
 impl ProxyIdentity {
     /// The proxy id istiod's debug endpoints take: `<pod>.<namespace>`.
     fn proxy_id(&self) -> String {
-        self.node_id.split('~').nth(2).unwrap_or_default().to_string()
+        self.node_id
+            .split('~')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The node an agent announces: the id, and the metadata pilot-agent would send.
@@ -227,14 +247,17 @@ impl Istiod {
             "starting istiod {} ({}), ADS on 127.0.0.1:{grpc}",
             start.release.name, start.release.description
         ));
-        let process =
-            Supervised::spawn(format!("istiod {}", start.release.name), command, log.clone())?;
+        let process = Supervised::spawn(
+            format!("istiod {}", start.release.name),
+            command,
+            log.clone(),
+        )?;
         let observer = IstiodObserver::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
             SocketAddr::from((Ipv4Addr::LOCALHOST, monitoring)),
             &log,
         );
-        Wait::new(
+        let ready = Wait::new(
             format!("istiod to say it is ready (GET http://127.0.0.1:{http}/ready)"),
             READY_TIMEOUT,
         )
@@ -255,6 +278,11 @@ impl Istiod {
                 log_tail: crate::process::tail_lines(&log, 20),
             },
         })?;
+        progress(&format!(
+            "istiod ready in {:.0} ms ({} requests to its Kubernetes stand-in)",
+            ready.waited.as_secs_f64() * 1000.0,
+            kube.requests()
+        ));
         let istiod = SocketAddr::from((Ipv4Addr::LOCALHOST, grpc));
         let agents = start
             .proxies
@@ -299,6 +327,28 @@ impl Istiod {
     /// Every loopback port istiod and its stand-ins used.
     pub(crate) fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// Where to look at istiod while a kept run waits: its debug endpoints, pid and log, and how
+    /// it differs from istiod in a cluster.
+    pub(crate) fn access(&self) -> String {
+        let mut out = format!(
+            "istiod {}: debug http://{}/debug (configz, syncz, config_dump?proxyID=sleep.default)",
+            self.release.name,
+            self.observer.http()
+        );
+        if let Some(process) = &self.process {
+            out.push_str(&format!(
+                " (pid {}, log {})",
+                process.pid(),
+                process.log().display()
+            ));
+        }
+        out.push_str(&format!(
+            "\nhow this istiod differs from one in a cluster (README, \"How the local istiod differs\"): {}\n",
+            DEVIATIONS.join(", ")
+        ));
+        out
     }
 
     /// The last lines of istiod's log.
@@ -386,7 +436,10 @@ impl Istiod {
                     .map_err(|e| e.to_string())?;
                 let pushes = observer.pushes();
                 Ok::<_, String>(
-                    match (&pushes.version, inbound > inbound_before || inbound_before == 0) {
+                    match (
+                        &pushes.version,
+                        inbound > inbound_before || inbound_before == 0,
+                    ) {
                         (Some(version), true) if pushes.committed == inbound => {
                             Look::Ready(version.clone())
                         }
@@ -405,18 +458,21 @@ impl Istiod {
         // Envoy has answered it.
         for proxy in &self.proxies {
             let id = proxy.proxy_id();
-            Wait::new(format!("istiod to compute {} for push {version}", proxy.role), left())
-                .every(Duration::from_millis(5))
-                .poll(async || {
-                    let seen = observer.proxy_push(&id).await;
-                    Ok::<_, String>(match seen {
-                        Ok(counter) if counter >= push => Look::Ready(()),
-                        Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
-                        Err(e) => Look::NotYet(e.to_string()),
-                    })
+            Wait::new(
+                format!("istiod to compute {} for push {version}", proxy.role),
+                left(),
+            )
+            .every(Duration::from_millis(5))
+            .poll(async || {
+                let seen = observer.proxy_push(&id).await;
+                Ok::<_, String>(match seen {
+                    Ok(counter) if counter >= push => Look::Ready(()),
+                    Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
+                    Err(e) => Look::NotYet(e.to_string()),
                 })
-                .await
-                .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
+            })
+            .await
+            .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
             let agent = &self.agents[&proxy.role];
             agent
                 .barrier(left())
@@ -462,15 +518,33 @@ impl ControlPlane for Istiod {
             0
         };
         let log_before = self.observer.pushes().lines;
-        source
+        let applied = source
             .apply(&applied, timeout.max(TAKE_TIMEOUT))
             .await
             .map_err(|e| match e {
                 source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
                 other => ConvergeError::NotInForce(other.to_string()),
-            })?;
-        self.in_force(config, inbound_before, log_before, timeout.max(TAKE_TIMEOUT))
-            .await
+            });
+        let result = match applied {
+            Ok(()) => {
+                self.in_force(
+                    config,
+                    inbound_before,
+                    log_before,
+                    timeout.max(TAKE_TIMEOUT),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        // What istiod said last helps most when it did not do what was waited for.
+        result.map_err(|e| match e {
+            ConvergeError::NotInForce(message) => ConvergeError::NotInForce(format!(
+                "{message}; istiod's log ends:\n{}",
+                self.log_tail(LOG_TAIL_LINES)
+            )),
+            other => other,
+        })
     }
 
     fn liveness(&self) -> Liveness {
@@ -544,7 +618,10 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-fn describe_difference(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> String {
+fn describe_difference(
+    held: &BTreeMap<ObjectKey, Value>,
+    wanted: &BTreeMap<ObjectKey, Value>,
+) -> String {
     let missing: Vec<String> = wanted
         .iter()
         .filter(|(k, spec)| !held.get(*k).is_some_and(|h| contains(h, spec)))
@@ -592,6 +669,50 @@ const ISTIOD_ENV: [(&str, &str); 8] = [
 mod tests {
     use super::*;
 
+    fn readme_section(title: &str) -> String {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        readme
+            .split(title)
+            .nth(1)
+            .unwrap_or_else(|| panic!("the README has {title}"))
+            .split("\n#")
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The README lists every deviation of the local istiod, by the same titles, in order, and
+    /// names every Istio-only extension the strip takes out and every switch istiod gets.
+    #[test]
+    fn the_readme_lists_what_the_local_istiod_does_differently() {
+        let section = readme_section("### How the local istiod differs from istiod in a cluster");
+        let titles: Vec<&str> = section
+            .lines()
+            .filter_map(|line| {
+                let (number, rest) = line.split_once(". **")?;
+                number.parse::<usize>().ok()?;
+                rest.split_once(".**").map(|(title, _)| title)
+            })
+            .collect();
+        assert_eq!(titles, DEVIATIONS);
+        for name in strip::ISTIO_ONLY {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "the README does not name {name}"
+            );
+        }
+        for (key, value) in ISTIOD_ENV {
+            if key.starts_with("PILOT_") && key != "PILOT_ENABLE_EDS_DEBOUNCE" {
+                assert!(
+                    section.contains(&format!("`{key}={value}`")),
+                    "the README does not give {key}={value}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn what_the_manifest_says_must_be_in_istiods_spec() {
         let istiod = serde_json::json!({"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [{"port": {"number": 443}, "tls": {"mode": "SIMPLE"}}]}});
@@ -601,7 +722,10 @@ mod tests {
         assert!(!contains(&other, &written));
         // A default the manifest spells out, which istiod leaves out, still holds.
         let with_default = serde_json::json!({"host": "edition.cnn.com", "exportTo": []});
-        assert!(contains(&serde_json::json!({"host": "edition.cnn.com"}), &with_default));
+        assert!(contains(
+            &serde_json::json!({"host": "edition.cnn.com"}),
+            &with_default
+        ));
     }
 
     #[test]
@@ -610,6 +734,9 @@ mod tests {
             outbound_traffic_policy: OutboundTrafficPolicy::RegistryOnly,
         };
         let text = mesh_config(&mesh, 4242);
-        assert!(text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"), "{text}");
+        assert!(
+            text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"),
+            "{text}"
+        );
     }
 }

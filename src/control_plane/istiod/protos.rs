@@ -57,8 +57,7 @@ impl IstioProtos {
     /// The definitions of `release`'s `istio.io/api`, downloading the module when it is missing
     /// and Go is there.
     pub(crate) fn for_release(release: &IstioRelease) -> Result<IstioProtos, ProtosError> {
-        let dir = api_module_dir(release.api_version)?;
-        IstioProtos::compile(&dir)
+        IstioProtos::compile(&api_module_dir(release.api_version)?)
     }
 
     /// Compile the definitions in an `istio.io/api` checkout.
@@ -67,8 +66,8 @@ impl IstioProtos {
             dir: dir.to_path_buf(),
             message: e.to_string(),
         };
-        let mut compiler =
-            protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")]).map_err(failed)?;
+        let mut compiler = protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")])
+            .map_err(failed)?;
         compiler.include_imports(true);
         compiler.open_files(PROTO_FILES).map_err(failed)?;
         Ok(IstioProtos {
@@ -149,6 +148,13 @@ struct McpMetadata {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// Where `release`'s `istio.io/api` is, downloading it when Go can, its definitions checked.
+pub(crate) fn api_dir(release: &IstioRelease) -> Result<PathBuf, ProtosError> {
+    let dir = api_module_dir(release.api_version)?;
+    IstioProtos::compile(&dir)?;
+    Ok(dir)
+}
+
 /// Where the Go module cache holds `istio.io/api@version`, downloading it when Go can.
 fn api_module_dir(version: &str) -> Result<PathBuf, ProtosError> {
     let cache = module_cache();
@@ -170,7 +176,12 @@ fn api_module_dir(version: &str) -> Result<PathBuf, ProtosError> {
     };
     // Outside any module, so no go.mod of the user's is read or written.
     let output = std::process::Command::new(go)
-        .args(["mod", "download", "-json", &format!("{API_MODULE}@{version}")])
+        .args([
+            "mod",
+            "download",
+            "-json",
+            &format!("{API_MODULE}@{version}"),
+        ])
         .current_dir(std::env::temp_dir())
         .env("GO111MODULE", "on")
         .output()
@@ -224,7 +235,10 @@ mod tests {
             "resolution": "DNS",
         });
         let any = protos.encode_spec("ServiceEntry", &spec).unwrap();
-        assert_eq!(any.type_url, "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry");
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry"
+        );
         // Decoded back by its descriptor, the message says what the YAML said.
         let descriptor = protos
             .pool
@@ -238,7 +252,8 @@ mod tests {
         let typo = serde_json::json!({"hosts": ["a"], "resolutoin": "DNS"});
         let refused = protos.encode_spec("ServiceEntry", &typo).unwrap_err();
         assert!(refused.contains("resolutoin"), "{refused}");
-        let bad_enum = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
+        let bad_enum =
+            serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
         assert!(protos.encode_spec("DestinationRule", &bad_enum).is_err());
     }
 
@@ -273,6 +288,9 @@ mod tests {
             looked: Some(PathBuf::from("/nowhere")),
         };
         let text = error.to_string();
-        assert!(text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"), "{text}");
+        assert!(
+            text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"),
+            "{text}"
+        );
     }
 }
