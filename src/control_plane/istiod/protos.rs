@@ -75,17 +75,31 @@ impl IstioProtos {
         })
     }
 
-    /// `spec` as the message of `kind` (`ServiceEntry`, …), packed in an `Any`.
-    pub(crate) fn encode_spec(&self, kind: &str, spec: &Value) -> Result<Any, String> {
+    /// `spec` as istiod writes it back: through the message of `kind`, with every field at its
+    /// default left out, so that `mode: DISABLE` and no `mode` read the same.
+    pub(crate) fn canonical(&self, kind: &str, spec: &Value) -> Result<Value, String> {
+        let message = self.message(kind, spec)?;
+        let options = prost_reflect::SerializeOptions::new().skip_default_fields(true);
+        message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(|e| format!("{kind}: {e}"))
+    }
+
+    fn message(&self, kind: &str, spec: &Value) -> Result<DynamicMessage, String> {
         let name = format!("{PACKAGE}.{kind}");
         let descriptor = self
             .pool
             .get_message_by_name(&name)
             .ok_or_else(|| format!("no message {name} in istio.io/api"))?;
-        let message = DynamicMessage::deserialize(descriptor, spec)
-            .map_err(|e| format!("{kind} spec does not fit {name}: {e}"))?;
+        DynamicMessage::deserialize(descriptor, spec)
+            .map_err(|e| format!("{kind} spec does not fit {name}: {e}"))
+    }
+
+    /// `spec` as the message of `kind` (`ServiceEntry`, …), packed in an `Any`.
+    pub(crate) fn encode_spec(&self, kind: &str, spec: &Value) -> Result<Any, String> {
+        let message = self.message(kind, spec)?;
         Ok(Any {
-            type_url: format!("type.googleapis.com/{name}"),
+            type_url: format!("type.googleapis.com/{PACKAGE}.{kind}"),
             value: message.encode_to_vec(),
         })
     }
@@ -255,6 +269,22 @@ mod tests {
         let bad_enum =
             serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
         assert!(protos.encode_spec("DestinationRule", &bad_enum).is_err());
+    }
+
+    #[test]
+    fn a_default_spelled_out_and_one_left_out_read_the_same() {
+        let Some(protos) = protos() else { return };
+        let spelled = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "exportTo": []});
+        let left_out = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {}}});
+        assert_eq!(
+            protos.canonical("DestinationRule", &spelled).unwrap(),
+            protos.canonical("DestinationRule", &left_out).unwrap()
+        );
+        let other = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}});
+        assert_ne!(
+            protos.canonical("DestinationRule", &other).unwrap(),
+            protos.canonical("DestinationRule", &left_out).unwrap()
+        );
     }
 
     #[test]
