@@ -20,16 +20,19 @@ use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
 use crate::compare::{IstiodSpec, compare_suite, render};
 use crate::control_plane::ControlPlaneKind;
+use crate::control_plane::istiod::headless::Headless;
 use crate::control_plane::istiod::{SourceChoice, api_dir};
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{
     IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
 };
+use crate::mesh::MeshSettings;
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
+use crate::verdicts;
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +105,23 @@ enum Command {
         /// Show accepted differences too.
         #[arg(long, short)]
         verbose: bool,
+    },
+    /// Judge manifest files as every run does before anything starts (the harness's reading of
+    /// Istio's validation rules) and, with `--istiod`, as istiod itself does. Exits 2 when any
+    /// file is rejected.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also hand each file, as written, to real istiod and show its verdict beside.
+        #[arg(long)]
+        istiod: bool,
+        /// With `--istiod`: the Istio release (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+        /// The namespace of objects that name none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -228,6 +248,22 @@ fn find_control_plane(
     }
 }
 
+/// istiod of `version` (default: the newest release), found or built.
+fn istiod_spec(version: Option<&str>, config: IstiodConfig) -> Result<IstiodSpec, CliError> {
+    let release = match version {
+        Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
+        eprintln!("{n}")
+    })?;
+    Ok(IstiodSpec {
+        release,
+        binary: istiod.path,
+        source: source_choice(config),
+    })
+}
+
 fn not_set_up(what: &str, setup: &str) -> CliError {
     CliError::Usage(format!(
         "{what} is not set up (nothing was built or installed); `{setup}` does it"
@@ -308,6 +344,8 @@ enum CliError {
     Istio(#[from] IstioToolError),
     #[error("{file}: {message}")]
     Compare { file: String, message: String },
+    #[error("a manifest was rejected (see above)")]
+    Rejected,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error("writing the JUnit report {}: {message}", .file.display())]
@@ -326,6 +364,7 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Envoy(_)
         | CliError::Istio(_)
         | CliError::Compare { .. }
+        | CliError::Rejected
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
             source: StartError::Environment { .. },
@@ -469,21 +508,47 @@ pub fn main() -> ExitCode {
                 let suites = load_all(suites)?;
                 let accepted =
                     Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
-                let release = match istio_version.as_deref() {
-                    Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
-                    None => IstioRelease::default_release(),
-                };
-                let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
-                    eprintln!("{n}")
-                })?;
-                let spec = IstiodSpec {
-                    release,
-                    binary: istiod.path,
-                    source: source_choice(istiod_config),
-                };
+                let spec = istiod_spec(istio_version.as_deref(), istiod_config)?;
                 tokio::select! {
                     result = compare_all(&suites, &spec, &accepted, verbose) => result,
                     () = interrupts.next() => Err(CliError::Interrupted),
+                }
+            }
+            Command::Validate {
+                files,
+                istiod,
+                istio_version,
+                namespace,
+            } => {
+                let mut headless = None;
+                let mut name = None;
+                if istiod {
+                    let spec = istiod_spec(istio_version.as_deref(), IstiodConfig::Mcp)?;
+                    name = Some(format!("istiod {}", spec.release.name));
+                    let started = Headless::start(
+                        &spec,
+                        &MeshSettings::default(),
+                        &namespace,
+                        None,
+                        &mut |note| eprintln!("{note}"),
+                    )
+                    .await
+                    .map_err(CliError::Usage)?;
+                    headless = Some(started);
+                }
+                let judged = tokio::select! {
+                    judged = verdicts::judge(&files, headless.as_mut(), &namespace) => judged,
+                    () = interrupts.next() => Err("interrupted".to_string()),
+                };
+                if let Some(headless) = headless {
+                    headless.shutdown().await.map_err(CliError::Usage)?;
+                }
+                let judged = judged.map_err(CliError::Usage)?;
+                print!("{}", verdicts::render(&judged, name.as_deref()));
+                if judged.iter().any(verdicts::FileVerdict::rejected) {
+                    Err(CliError::Rejected)
+                } else {
+                    Ok(true)
                 }
             }
             Command::Bench {

@@ -26,6 +26,7 @@ mod sds;
 mod session;
 mod suite;
 mod translate;
+mod verdicts;
 mod wait;
 mod xds;
 mod yaml;

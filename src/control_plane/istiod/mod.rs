@@ -14,6 +14,7 @@
 //! push to the proxy has arrived, and Envoy has answered all of it. No sleep, no settle time.
 
 mod agent;
+pub(crate) mod headless;
 mod mcp;
 mod observe;
 mod protos;
@@ -387,25 +388,53 @@ impl Istiod {
         leftovers
     }
 
+    /// A spec as istiod writes it back (see [`IstioProtos::canonical`]).
+    fn canonical(&self, key: &ObjectKey, spec: &Value) -> Value {
+        self.protos
+            .canonical(&key.kind.to_string(), spec)
+            .unwrap_or_else(|_| spec.clone())
+    }
+
+    /// The applied objects' specs as istiod's store is to hold them.
+    fn wanted(&self, applied: &[Value]) -> BTreeMap<ObjectKey, Value> {
+        applied
+            .iter()
+            .filter_map(|o| object_key(o).map(|k| (k, o)))
+            .map(|(k, o)| {
+                let spec = self.canonical(&k, &o["spec"]);
+                (k, spec)
+            })
+            .collect()
+    }
+
+    /// What istiod's store holds of the applied objects (the registry left out).
+    async fn held(&self) -> Result<BTreeMap<ObjectKey, Value>, observe::ObserveError> {
+        Ok(self
+            .observer
+            .configz()
+            .await?
+            .into_iter()
+            .filter(|(k, _)| !self.registry.contains(k))
+            .map(|(k, spec)| {
+                let spec = self.canonical(&k, &spec);
+                (k, spec)
+            })
+            .collect())
+    }
+
+    /// `inbound_before`: the config updates istiod had taken in before the change, when the change
+    /// is to update its store; `None` when the store holds it already.
     async fn in_force(
         &self,
-        config: &AppliedConfig,
-        inbound_before: u64,
+        applied: &[Value],
+        inbound_before: Option<u64>,
         log_before: usize,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
         let started = Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         // (a) istiod's store shows the applied state, or istiod refused the directory.
-        let canonical = |key: &ObjectKey, spec: &Value| {
-            self.protos
-                .canonical(&key.kind.to_string(), spec)
-                .unwrap_or_else(|_| spec.clone())
-        };
-        let wanted: BTreeMap<ObjectKey, Value> = config
-            .iter()
-            .map(|(k, o)| (k.clone(), canonical(k, &o.raw["spec"])))
-            .collect();
+        let wanted = self.wanted(applied);
         let observer = &self.observer;
         let taken = Wait::new("istiod's config store to hold the applied objects", left())
             .every(Duration::from_millis(5))
@@ -418,18 +447,10 @@ impl Istiod {
                 {
                     return Err(IstioRefused(words));
                 }
-                let held = match observer.configz().await {
+                let held = match self.held().await {
                     Ok(held) => held,
                     Err(e) => return Ok(Look::NotYet(e.to_string())),
                 };
-                let held: BTreeMap<ObjectKey, Value> = held
-                    .into_iter()
-                    .filter(|(k, _)| !self.registry.contains(k))
-                    .map(|(k, spec)| {
-                        let spec = canonical(&k, &spec);
-                        (k, spec)
-                    })
-                    .collect();
                 Ok(if held == wanted {
                     Look::Ready(())
                 } else {
@@ -456,13 +477,14 @@ impl Istiod {
                 Ok::<_, String>(
                     match (
                         &pushes.version,
-                        inbound > inbound_before || inbound_before == 0,
+                        inbound_before.is_none_or(|before| inbound > before),
                     ) {
                         (Some(version), true) if pushes.committed == inbound => {
                             Look::Ready(version.clone())
                         }
                         _ => Look::NotYet(format!(
-                            "{inbound} updates taken in ({inbound_before} before), {} committed",
+                            "{inbound} updates taken in ({} before), {} committed",
+                            inbound_before.map_or("none expected".into(), |b| b.to_string()),
                             pushes.committed
                         )),
                     },
@@ -522,31 +544,62 @@ impl ControlPlane for Istiod {
         config: &AppliedConfig,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
-        let applied = applied_objects(config);
+        self.converge_objects(applied_objects(config), timeout)
+            .await
+    }
+
+    fn liveness(&self) -> Liveness {
+        let mut liveness = Liveness::default();
+        if let Some(process) = &self.process {
+            liveness.watch(process);
+        }
+        liveness
+    }
+}
+
+impl Istiod {
+    /// Make `applied` (whole objects, namespaced, as written: nothing checked them) the applied
+    /// state and wait until it is in force.
+    pub(crate) async fn converge_objects(
+        &mut self,
+        applied: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        // Whether the store is to change decides whether an update must be seen taken in. An
+        // object istiod refused is not in its store, so taking it back changes nothing there.
+        let store_changes = match self.held().await {
+            Ok(held) => expects_update(&held, &self.wanted(&applied)),
+            Err(_) => true,
+        };
+        let inbound_before = if store_changes {
+            Some(
+                self.observer
+                    .inbound_updates()
+                    .await
+                    .map_err(|e| ConvergeError::NotInForce(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let Some(source) = self.source.as_mut() else {
             return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
         };
-        let changed = source.differs(&applied);
-        let inbound_before = if changed {
-            self.observer
-                .inbound_updates()
-                .await
-                .map_err(|e| ConvergeError::NotInForce(e.to_string()))?
-        } else {
-            0
-        };
         let log_before = self.observer.pushes().lines;
-        let applied = source
-            .apply(&applied, timeout.max(TAKE_TIMEOUT))
-            .await
-            .map_err(|e| match e {
-                source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
-                other => ConvergeError::NotInForce(other.to_string()),
-            });
-        let result = match applied {
+        let taken = if source.differs(&applied) {
+            source
+                .apply(&applied, timeout.max(TAKE_TIMEOUT))
+                .await
+                .map_err(|e| match e {
+                    source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
+                    other => ConvergeError::NotInForce(other.to_string()),
+                })
+        } else {
+            Ok(())
+        };
+        let result = match taken {
             Ok(()) => {
                 self.in_force(
-                    config,
+                    &applied,
                     inbound_before,
                     log_before,
                     timeout.max(TAKE_TIMEOUT),
@@ -564,14 +617,38 @@ impl ControlPlane for Istiod {
             other => other,
         })
     }
+}
 
-    fn liveness(&self) -> Liveness {
-        let mut liveness = Liveness::default();
-        if let Some(process) = &self.process {
-            liveness.watch(process);
-        }
-        liveness
-    }
+/// Whether changing istiod's store from `held` to `wanted` makes istiod take in a config update.
+/// Every change does, except one to a delegate VirtualService (no `hosts`) that no root delegates
+/// to: istiod's VirtualService controller only pushes merged roots (istio/istio
+/// `pilot/pkg/model/virtualservice_controller.go`), so such a delegate changes nothing.
+fn expects_update(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> bool {
+    let changed = held
+        .keys()
+        .chain(wanted.keys())
+        .filter(|k| held.get(*k) != wanted.get(*k));
+    let is_vs = |k: &ObjectKey| k.kind == crate::istio::Kind::VirtualService;
+    let spec_of = |k: &ObjectKey| wanted.get(k).or_else(|| held.get(k));
+    let is_delegate = |k: &ObjectKey| {
+        is_vs(k)
+            && spec_of(k).is_some_and(|spec| spec["hosts"].as_array().is_none_or(Vec::is_empty))
+    };
+    let delegated_to = |k: &ObjectKey| {
+        wanted
+            .iter()
+            .filter(|(root, _)| is_vs(root))
+            .any(|(root, spec)| {
+                spec["http"].as_array().into_iter().flatten().any(|route| {
+                    let delegate = &route["delegate"];
+                    delegate["name"].as_str() == Some(&k.name)
+                        && delegate["namespace"].as_str().unwrap_or(&root.namespace) == k.namespace
+                })
+            })
+    };
+    changed
+        .into_iter()
+        .any(|k| !is_delegate(k) || delegated_to(k))
 }
 
 /// The applied objects whole, as istiod is to read them: namespaced.
@@ -691,6 +768,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_change_is_an_update_but_a_lone_delegate() {
+        let key = |kind, name: &str| ObjectKey {
+            kind,
+            namespace: "default".into(),
+            name: name.into(),
+        };
+        let dr = key(crate::istio::Kind::DestinationRule, "dr");
+        let child = key(crate::istio::Kind::VirtualService, "child");
+        let root = key(crate::istio::Kind::VirtualService, "root");
+        let empty = BTreeMap::new();
+        let with = |pairs: &[(&ObjectKey, Value)]| -> BTreeMap<ObjectKey, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).clone(), v.clone()))
+                .collect()
+        };
+        let child_spec = serde_json::json!({"http": [{"route": []}]});
+        assert!(expects_update(
+            &empty,
+            &with(&[(&dr, serde_json::json!({"host": "a"}))])
+        ));
+        assert!(!expects_update(
+            &empty,
+            &with(&[(&child, child_spec.clone())])
+        ));
+        assert!(!expects_update(&empty, &empty));
+        let root_spec =
+            serde_json::json!({"hosts": ["a"], "http": [{"delegate": {"name": "child"}}]});
+        let both = with(&[(&child, child_spec.clone()), (&root, root_spec)]);
+        let changed_child = with(&[(&child, serde_json::json!({"http": []}))]);
+        let mut before = both.clone();
+        before.insert(child.clone(), changed_child[&child].clone());
+        assert!(expects_update(&before, &both));
     }
 
     #[test]

@@ -91,7 +91,9 @@ impl IstioProtos {
             .pool
             .get_message_by_name(&name)
             .ok_or_else(|| format!("no message {name} in istio.io/api"))?;
-        DynamicMessage::deserialize(descriptor, spec)
+        let mut spec = spec.clone();
+        go_durations(&descriptor, &mut spec);
+        DynamicMessage::deserialize(descriptor, &spec)
             .map_err(|e| format!("{kind} spec does not fit {name}: {e}"))
     }
 
@@ -103,6 +105,92 @@ impl IstioProtos {
             value: message.encode_to_vec(),
         })
     }
+}
+
+/// Istio's YAML takes durations as Go writes them (`1ms`, `1h30m`), where proto3 JSON has only
+/// seconds (`0.001s`): every `google.protobuf.Duration` in `value` is rewritten to seconds. What
+/// is not a Go duration is left alone, for the decoder to refuse.
+fn go_durations(message: &prost_reflect::MessageDescriptor, value: &mut Value) {
+    let Value::Object(fields) = value else { return };
+    for (key, field_value) in fields.iter_mut() {
+        let Some(field) = message
+            .get_field_by_json_name(key)
+            .or_else(|| message.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let prost_reflect::Kind::Message(inner) = field.kind() else {
+            continue;
+        };
+        let mut each = |v: &mut Value| {
+            if inner.full_name() == "google.protobuf.Duration" {
+                if let Some(seconds) = v.as_str().and_then(go_duration_seconds) {
+                    *v = Value::String(seconds);
+                }
+            } else {
+                go_durations(&inner, v);
+            }
+        };
+        if field.is_map() {
+            if let Value::Object(entries) = field_value {
+                // A map's entries are messages of key and value; only the value can hold one.
+                if let Some(value_field) = inner.get_field_by_name("value")
+                    && let prost_reflect::Kind::Message(value_message) = value_field.kind()
+                {
+                    entries
+                        .values_mut()
+                        .for_each(|v| go_durations(&value_message, v));
+                }
+            }
+        } else if field.is_list() {
+            if let Value::Array(items) = field_value {
+                items.iter_mut().for_each(&mut each);
+            }
+        } else {
+            each(field_value);
+        }
+    }
+}
+
+/// A Go duration (`1h30m`, `1.5s`, `100ms`, `10us`) as proto3 JSON seconds (`5400s`).
+fn go_duration_seconds(text: &str) -> Option<String> {
+    let mut rest = text.trim();
+    let negative = rest.starts_with('-');
+    rest = rest.trim_start_matches(['-', '+']);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        nanos += number * scale;
+    }
+    let nanos = nanos.round() as i128;
+    let (seconds, fraction) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    let sign = if negative { "-" } else { "" };
+    Some(if fraction == 0 {
+        format!("{sign}{seconds}s")
+    } else {
+        let digits = format!("{fraction:09}");
+        format!("{sign}{seconds}.{}s", digits.trim_end_matches('0'))
+    })
 }
 
 /// One object as istiod's MCP client takes it.
@@ -285,6 +373,23 @@ mod tests {
             protos.canonical("DestinationRule", &other).unwrap(),
             protos.canonical("DestinationRule", &left_out).unwrap()
         );
+    }
+
+    #[test]
+    fn go_durations_become_seconds() {
+        assert_eq!(go_duration_seconds("1ms").as_deref(), Some("0.001s"));
+        assert_eq!(go_duration_seconds("1h30m").as_deref(), Some("5400s"));
+        assert_eq!(go_duration_seconds("2.5s").as_deref(), Some("2.5s"));
+        assert_eq!(go_duration_seconds("3s").as_deref(), Some("3s"));
+        assert_eq!(go_duration_seconds("100us").as_deref(), Some("0.0001s"));
+        assert_eq!(go_duration_seconds("abc"), None);
+        assert_eq!(go_duration_seconds("5x"), None);
+        assert_eq!(go_duration_seconds(""), None);
+        let Some(protos) = protos() else { return };
+        let vs = serde_json::json!({"hosts": ["a"], "http": [{"timeout": "1ms", "retries": {"perTryTimeout": "2m"}}]});
+        let canonical = protos.canonical("VirtualService", &vs).unwrap();
+        assert_eq!(canonical["http"][0]["timeout"], "0.001s");
+        assert_eq!(canonical["http"][0]["retries"]["perTryTimeout"], "120s");
     }
 
     #[test]
