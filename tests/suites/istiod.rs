@@ -111,7 +111,7 @@ impl IstiodTools {
             .env("ENVOY_BIN", &self.envoy)
             .env("PILOT_DISCOVERY_BIN", &self.pilot_discovery)
             .args(["--istio-version", self.release]);
-        if subcommand != "compare" {
+        if !matches!(subcommand, "compare" | "validate") {
             command.args(["--control-plane", "istiod"]);
         }
         command
@@ -187,6 +187,11 @@ pub fn trials(suites: &[PathBuf]) -> Vec<Trial> {
         "istiod::bad_input::refused_before_istiod_starts".into(),
         newest,
         refused_before_istiod_starts,
+    ));
+    trials.push(with_istiod(
+        "istiod::validate_in_istiods_words".into(),
+        newest,
+        validate_in_istiods_words,
     ));
     trials.push(with_istiod(
         "istiod::cleanup::interrupted_run".into(),
@@ -275,6 +280,63 @@ fn refused_before_istiod_starts(tools: IstiodTools) -> Result<(), Failed> {
         return Err(format!(
             "istiod was started for a suite refused at load\n{}",
             run.describe()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `validate --istiod`: istiod's own verdict beside the harness's, in istiod's words; exit 2 when
+/// it rejects, 0 when it accepts.
+fn validate_in_istiods_words(tools: IstiodTools) -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    let good = ws.path(&format!("{FIXTURES}/01-serviceentry-cnn.yaml"));
+    let bad = ws.path("duplicate-port-names.yaml");
+    let text = std::fs::read_to_string(&good).map_err(|e| e.to_string())?;
+    let ports = text.matches("name: ").count();
+    let renamed = text
+        .replace("name: http-port-for-tls-origination", "name: http-port")
+        .replace("name: https-port", "name: http-port");
+    if ports < 2 || renamed == text {
+        return Err(format!(
+            "cannot make duplicate port names out of {}:\n{text}",
+            good.display()
+        )
+        .into());
+    }
+    std::fs::write(&bad, renamed).map_err(|e| e.to_string())?;
+    let judge = |file: &PathBuf| {
+        tools
+            .command("validate")
+            .arg("--istiod")
+            .arg(file)
+            .output()
+            .map_err(|e| e.to_string())
+    };
+    let rejected = judge(&bad)?;
+    let stdout = String::from_utf8_lossy(&rejected.stdout);
+    let istiod_line = format!(
+        "istiod {}: rejected: service entry port name",
+        tools.release
+    );
+    if rejected.status.code() != Some(2)
+        || !stdout.contains(&istiod_line)
+        || !stdout.contains("already defined")
+    {
+        return Err(format!(
+            "expected exit 2 and istiod's words ({istiod_line}…), got {:?}:\n{stdout}",
+            rejected.status.code()
+        )
+        .into());
+    }
+    let accepted = judge(&good)?;
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    if accepted.status.code() != Some(0)
+        || !stdout.contains(&format!("istiod {}: accepted", tools.release))
+    {
+        return Err(format!(
+            "expected the tutorial's ServiceEntry accepted, got {:?}:\n{stdout}",
+            accepted.status.code()
         )
         .into());
     }
