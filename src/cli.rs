@@ -147,11 +147,14 @@ fn choose_control_plane(
         }
         ControlPlaneChoice::Istiod => {
             let release = match istio_version {
-                Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+                Some(version) => {
+                    parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?
+                }
                 None => IstioRelease::default_release(),
             };
             let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-            let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            let envoy =
+                Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
             Ok((
                 ControlPlaneKind::Istiod {
                     release,

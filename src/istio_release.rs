@@ -1136,7 +1136,12 @@ mod tests {
         }
         // Where the build swaps istio.io/api, the protos must be the swapped-in ones.
         for r in RELEASES {
-            if let Some(api) = r.recipe.replaces.iter().find(|x| x.module == "istio.io/api") {
+            if let Some(api) = r
+                .recipe
+                .replaces
+                .iter()
+                .find(|x| x.module == "istio.io/api")
+            {
                 assert_eq!(api.version, r.api_version, "{}", r.name);
             }
         }

@@ -2,6 +2,7 @@
 
 mod load;
 mod model;
+pub(crate) mod vars;
 
 pub(crate) use load::{SuiteError, discover, load_suite};
 pub use model::*;

@@ -23,7 +23,6 @@ use crate::backend::{
 use crate::control_plane::builtin::Builtin;
 use crate::control_plane::istiod::{Istiod, IstiodStart, ProxyIdentity};
 use crate::control_plane::{AnyControlPlane, ControlPlane, ControlPlaneKind, ConvergeError};
-use crate::sds::SdsServer;
 use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
@@ -32,6 +31,7 @@ use crate::mesh::{AppliedConfig, ProxyRole, Registry};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::origin::{Origin, OriginConfig, RunPki};
 use crate::process::Liveness;
+use crate::sds::SdsServer;
 use crate::suite::{CommandLine, Suite};
 use crate::translate::{ProxyWorkloads, TranslateError};
 use crate::xds::XdsServer;
@@ -334,9 +334,12 @@ impl LocalBackend {
             .await
         {
             Ok(()) => Ok(()),
-            Err(ConvergeError::Refused(refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)))) => {
-                Err(StartError::mesh("the proxies did not take the baseline", refusal))
-            }
+            Err(ConvergeError::Refused(
+                refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)),
+            )) => Err(StartError::mesh(
+                "the proxies did not take the baseline",
+                refusal,
+            )),
             Err(other) => Err(StartError::environment(
                 "the proxies did not take the baseline",
                 other,
@@ -620,7 +623,9 @@ impl Backend for LocalBackend {
             let release = istiod.release().name;
             let left = istiod.shutdown().await;
             if left.is_empty() {
-                report.removed.push(format!("istiod {release} and its Kubernetes stand-in"));
+                report
+                    .removed
+                    .push(format!("istiod {release} and its Kubernetes stand-in"));
             }
             report.leftovers.extend(left);
         }

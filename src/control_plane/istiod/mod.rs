@@ -39,7 +39,9 @@ use crate::delivery::{Delivery, Refusal};
 use crate::istio::ObjectKey;
 use crate::istio_release::IstioRelease;
 use crate::kube_stub::KubeStub;
-use crate::mesh::{AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload};
+use crate::mesh::{
+    AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload,
+};
 use crate::process::{Liveness, Supervised};
 use crate::wait::{Look, Wait, WaitError};
 
@@ -63,7 +65,11 @@ pub(crate) struct ProxyIdentity {
 impl ProxyIdentity {
     /// The proxy id istiod's debug endpoints take: `<pod>.<namespace>`.
     fn proxy_id(&self) -> String {
-        self.node_id.split('~').nth(2).unwrap_or_default().to_string()
+        self.node_id
+            .split('~')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The node an agent announces: the id, and the metadata pilot-agent would send.
@@ -227,8 +233,11 @@ impl Istiod {
             "starting istiod {} ({}), ADS on 127.0.0.1:{grpc}",
             start.release.name, start.release.description
         ));
-        let process =
-            Supervised::spawn(format!("istiod {}", start.release.name), command, log.clone())?;
+        let process = Supervised::spawn(
+            format!("istiod {}", start.release.name),
+            command,
+            log.clone(),
+        )?;
         let observer = IstiodObserver::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
             SocketAddr::from((Ipv4Addr::LOCALHOST, monitoring)),
@@ -386,7 +395,10 @@ impl Istiod {
                     .map_err(|e| e.to_string())?;
                 let pushes = observer.pushes();
                 Ok::<_, String>(
-                    match (&pushes.version, inbound > inbound_before || inbound_before == 0) {
+                    match (
+                        &pushes.version,
+                        inbound > inbound_before || inbound_before == 0,
+                    ) {
                         (Some(version), true) if pushes.committed == inbound => {
                             Look::Ready(version.clone())
                         }
@@ -405,18 +417,21 @@ impl Istiod {
         // Envoy has answered it.
         for proxy in &self.proxies {
             let id = proxy.proxy_id();
-            Wait::new(format!("istiod to compute {} for push {version}", proxy.role), left())
-                .every(Duration::from_millis(5))
-                .poll(async || {
-                    let seen = observer.proxy_push(&id).await;
-                    Ok::<_, String>(match seen {
-                        Ok(counter) if counter >= push => Look::Ready(()),
-                        Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
-                        Err(e) => Look::NotYet(e.to_string()),
-                    })
+            Wait::new(
+                format!("istiod to compute {} for push {version}", proxy.role),
+                left(),
+            )
+            .every(Duration::from_millis(5))
+            .poll(async || {
+                let seen = observer.proxy_push(&id).await;
+                Ok::<_, String>(match seen {
+                    Ok(counter) if counter >= push => Look::Ready(()),
+                    Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
+                    Err(e) => Look::NotYet(e.to_string()),
                 })
-                .await
-                .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
+            })
+            .await
+            .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
             let agent = &self.agents[&proxy.role];
             agent
                 .barrier(left())
@@ -469,8 +484,13 @@ impl ControlPlane for Istiod {
                 source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
                 other => ConvergeError::NotInForce(other.to_string()),
             })?;
-        self.in_force(config, inbound_before, log_before, timeout.max(TAKE_TIMEOUT))
-            .await
+        self.in_force(
+            config,
+            inbound_before,
+            log_before,
+            timeout.max(TAKE_TIMEOUT),
+        )
+        .await
     }
 
     fn liveness(&self) -> Liveness {
@@ -544,7 +564,10 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-fn describe_difference(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> String {
+fn describe_difference(
+    held: &BTreeMap<ObjectKey, Value>,
+    wanted: &BTreeMap<ObjectKey, Value>,
+) -> String {
     let missing: Vec<String> = wanted
         .iter()
         .filter(|(k, spec)| !held.get(*k).is_some_and(|h| contains(h, spec)))
@@ -601,7 +624,10 @@ mod tests {
         assert!(!contains(&other, &written));
         // A default the manifest spells out, which istiod leaves out, still holds.
         let with_default = serde_json::json!({"host": "edition.cnn.com", "exportTo": []});
-        assert!(contains(&serde_json::json!({"host": "edition.cnn.com"}), &with_default));
+        assert!(contains(
+            &serde_json::json!({"host": "edition.cnn.com"}),
+            &with_default
+        ));
     }
 
     #[test]
@@ -610,6 +636,9 @@ mod tests {
             outbound_traffic_policy: OutboundTrafficPolicy::RegistryOnly,
         };
         let text = mesh_config(&mesh, 4242);
-        assert!(text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"), "{text}");
+        assert!(
+            text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"),
+            "{text}"
+        );
     }
 }

@@ -67,8 +67,8 @@ impl IstioProtos {
             dir: dir.to_path_buf(),
             message: e.to_string(),
         };
-        let mut compiler =
-            protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")]).map_err(failed)?;
+        let mut compiler = protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")])
+            .map_err(failed)?;
         compiler.include_imports(true);
         compiler.open_files(PROTO_FILES).map_err(failed)?;
         Ok(IstioProtos {
@@ -170,7 +170,12 @@ fn api_module_dir(version: &str) -> Result<PathBuf, ProtosError> {
     };
     // Outside any module, so no go.mod of the user's is read or written.
     let output = std::process::Command::new(go)
-        .args(["mod", "download", "-json", &format!("{API_MODULE}@{version}")])
+        .args([
+            "mod",
+            "download",
+            "-json",
+            &format!("{API_MODULE}@{version}"),
+        ])
         .current_dir(std::env::temp_dir())
         .env("GO111MODULE", "on")
         .output()
@@ -224,7 +229,10 @@ mod tests {
             "resolution": "DNS",
         });
         let any = protos.encode_spec("ServiceEntry", &spec).unwrap();
-        assert_eq!(any.type_url, "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry");
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry"
+        );
         // Decoded back by its descriptor, the message says what the YAML said.
         let descriptor = protos
             .pool
@@ -238,7 +246,8 @@ mod tests {
         let typo = serde_json::json!({"hosts": ["a"], "resolutoin": "DNS"});
         let refused = protos.encode_spec("ServiceEntry", &typo).unwrap_err();
         assert!(refused.contains("resolutoin"), "{refused}");
-        let bad_enum = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
+        let bad_enum =
+            serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
         assert!(protos.encode_spec("DestinationRule", &bad_enum).is_err());
     }
 
@@ -273,6 +282,9 @@ mod tests {
             looked: Some(PathBuf::from("/nowhere")),
         };
         let text = error.to_string();
-        assert!(text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"), "{text}");
+        assert!(
+            text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"),
+            "{text}"
+        );
     }
 }

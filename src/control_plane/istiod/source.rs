@@ -148,7 +148,11 @@ impl ConfigSource {
     }
 
     /// Hand istiod `applied`; for MCP, until istiod has acknowledged it.
-    pub(crate) async fn apply(&mut self, applied: &[Value], timeout: Duration) -> Result<(), SourceError> {
+    pub(crate) async fn apply(
+        &mut self,
+        applied: &[Value],
+        timeout: Duration,
+    ) -> Result<(), SourceError> {
         match self {
             ConfigSource::Files { dir, written } => {
                 let files = files_for(applied);
@@ -218,7 +222,9 @@ fn by_kind(registry: &[McpObject], applied: &[McpObject]) -> BTreeMap<String, Ve
     let mut out: BTreeMap<String, Vec<McpObject>> =
         KINDS.iter().map(|k| (k.to_string(), Vec::new())).collect();
     for object in registry.iter().chain(applied) {
-        out.entry(object.kind.clone()).or_default().push(object.clone());
+        out.entry(object.kind.clone())
+            .or_default()
+            .push(object.clone());
     }
     out
 }
@@ -256,11 +262,17 @@ fn files_for(applied: &[Value]) -> BTreeMap<String, String> {
         .map(|object| {
             let name = format!(
                 "{}-{}-{}.yaml",
-                object["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                object["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
                 object["metadata"]["namespace"].as_str().unwrap_or_default(),
                 object["metadata"]["name"].as_str().unwrap_or_default(),
             );
-            (name, serde_json::to_string_pretty(object).unwrap_or_default())
+            (
+                name,
+                serde_json::to_string_pretty(object).unwrap_or_default(),
+            )
         })
         .collect()
 }
@@ -293,7 +305,10 @@ mod tests {
         assert_eq!(one.version, same.version);
         assert_ne!(one.version, other.version);
         assert_eq!(one.labels, vec![("a".to_string(), "b".to_string())]);
-        assert_eq!((one.namespace.as_str(), one.kind.as_str()), ("default", "ServiceEntry"));
+        assert_eq!(
+            (one.namespace.as_str(), one.kind.as_str()),
+            ("default", "ServiceEntry")
+        );
     }
 
     #[tokio::test]
@@ -307,7 +322,10 @@ mod tests {
         assert!(dir.join(REGISTRY_FILE).is_file());
         let applied = [object("cnn", serde_json::json!({"hosts": ["a"]}))];
         assert!(source.differs(&applied));
-        source.apply(&applied, Duration::from_secs(1)).await.unwrap();
+        source
+            .apply(&applied, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert!(!source.differs(&applied));
         let file = dir.join("serviceentry-default-cnn.yaml");
         let text = std::fs::read_to_string(&file).unwrap();
