@@ -40,6 +40,8 @@ fn seen(stdout: &str, exit_code: i32) -> CommandObservation {
         stats_after: BTreeMap::new(),
         origin: Some(Vec::new()),
         live_site: false,
+        took: std::time::Duration::ZERO,
+        time_scale: 1,
     }
 }
 
@@ -193,6 +195,9 @@ fn origin_requests_match_field_by_field_and_in_number() {
         tls: true,
         sni: Some("edition.cnn.com".into()),
         status: 200,
+        port: 443,
+        method: "GET".into(),
+        alpn: None,
     };
     let mut observation = seen("", 0);
     observation.origin = Some(vec![hit.clone()]);

@@ -29,7 +29,7 @@ fn config() -> ProxyConfig {
 }
 
 fn judge(expect: ProxyExpectation) -> Outcome {
-    judge_proxy(ProxyRole::EgressGateway, &expect, &config())
+    judge_proxy(ProxyRole::EgressGateway, &expect, &config(), 1)
 }
 
 #[test]
@@ -49,6 +49,9 @@ fn a_listener_is_present_absent_and_fed_by_rds_over_ads() {
         name: name.into(),
         present,
         rds: rds.map(str::to_string),
+        listener_filters: None,
+        filter_chains: None,
+        default_chain: None,
     };
     assert!(judge(listener("0.0.0.0_8443", true, Some("http.8443"))).passed);
     assert!(judge(listener("0.0.0.0_443", false, None)).passed);
@@ -85,6 +88,8 @@ fn a_virtual_host_has_its_domains_routes_and_target() {
                 domains: domains.map(|d| d.iter().map(|s| s.to_string()).collect()),
                 routes,
                 cluster: cluster.map(str::to_string),
+                timeout: None,
+                direct_response: None,
             }
         };
     assert!(judge(vh("blackhole:443", Some(&["*"]), Some(0), None)).passed);
@@ -132,6 +137,7 @@ fn a_cluster_has_its_type_balancer_and_tls() {
             discovery: discovery.map(str::to_string),
             lb_policy: lb.map(str::to_string),
             tls,
+            endpoints: None,
         }
     };
     let auto = || Some(TlsExpectation::Originated { sni: "auto".into() });
