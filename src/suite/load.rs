@@ -869,3 +869,6 @@ pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod series_tests;

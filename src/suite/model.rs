@@ -91,7 +91,7 @@ impl std::fmt::Display for CommandLine {
             .iter()
             .map(|a| {
                 if a.chars()
-                    .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+                    .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$'))
                 {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 } else {
