@@ -28,7 +28,7 @@ use crate::istio_release::{
     IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
 };
 use crate::mesh::MeshSettings;
-use crate::report::{Junit, Reporter, Transcript};
+use crate::report::{Junit, Recording, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
@@ -78,6 +78,11 @@ enum Command {
         /// Also write a JUnit XML report (one test case per stage) to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// How many suites replay at once on the local backend, each reported whole in its
+        /// turn (default: all with the builtin control plane, one with istiod). `--keep` and
+        /// `--backend kind` replay one at a time.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
     /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
@@ -132,6 +137,9 @@ enum Command {
         runs: usize,
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        /// For the replay of all suites together: how many at once (default as `run`).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
 }
 
@@ -455,6 +463,7 @@ pub fn main() -> ExitCode {
                 keep,
                 verbose,
                 junit,
+                jobs,
             } => {
                 let suites = load_all(suites)?;
                 let mut out = Reports::new(verbose, junit);
@@ -466,8 +475,13 @@ pub fn main() -> ExitCode {
                             ));
                         }
                         let (control_plane, envoy) = choose_control_plane(&plane)?;
+                        let jobs = if keep {
+                            1
+                        } else {
+                            jobs.unwrap_or(default_jobs(&control_plane, suites.len()))
+                        };
                         let spec = LocalSpec::new(envoy, control_plane, keep);
-                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                        run_all(&suites, spec, &interrupts, keep, jobs, &mut out).await
                     }
                     BackendChoice::Kind => {
                         let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
@@ -479,7 +493,12 @@ pub fn main() -> ExitCode {
                         spec.kind_node_image = kind_node_image;
                         spec.artifacts = artifacts;
                         spec.keep = keep;
-                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                        if jobs.is_some_and(|n| n > 1) {
+                            return Err(CliError::Usage(
+                                "--jobs applies to the local backend: one cluster replays one suite at a time".into(),
+                            ));
+                        }
+                        run_all(&suites, spec, &interrupts, keep, 1, &mut out).await
                     }
                 };
                 out.finish()?;
@@ -555,9 +574,12 @@ pub fn main() -> ExitCode {
                 suites,
                 runs,
                 plane,
+                jobs,
             } => {
                 let (control_plane, envoy) = choose_control_plane(&plane)?;
-                bench(load_all(suites)?, runs, control_plane, envoy, &interrupts).await
+                let suites = load_all(suites)?;
+                let jobs = jobs.unwrap_or(default_jobs(&control_plane, suites.len()));
+                bench(suites, runs, jobs, control_plane, envoy, &interrupts).await
             }
         }
     });
@@ -640,37 +662,128 @@ fn envoy() -> Result<crate::envoy::EnvoyBinary, CliError> {
     Ok(find_or_install(&mut |note| eprintln!("{note}"))?)
 }
 
-async fn run_all<S: BackendSpec + Clone>(
+/// How many suites a local run replays at once by default: a builtin replay mostly waits (on
+/// Envoy, curl and the origin), so all of them; an istiod keeps a core busy, so one.
+fn default_jobs(control_plane: &ControlPlaneKind, suites: usize) -> usize {
+    match control_plane {
+        ControlPlaneKind::Builtin => suites.max(1),
+        ControlPlaneKind::Istiod { .. } => 1,
+    }
+}
+
+async fn run_all<S: BackendSpec + Clone + Send + 'static>(
     suites: &[Suite],
     spec: S,
     interrupts: &Interrupts,
     keep: bool,
+    jobs: usize,
     reporter: &mut dyn Reporter,
 ) -> Result<bool, CliError> {
     check_all(suites, &spec)?;
+    if jobs <= 1 || suites.len() <= 1 {
+        let mut all_passed = true;
+        for suite in suites {
+            if interrupts.pending() {
+                return Err(CliError::Interrupted);
+            }
+            let outcome =
+                session::run(suite, spec.clone(), reporter, || interrupts.next(), keep).await?;
+            if outcome.summary.is_none() {
+                // Interrupted: the remaining suites are not run.
+                return Ok(false);
+            }
+            all_passed &= outcome.passed();
+            if outcome.stopped_by_user {
+                // The Ctrl-C that stopped a kept mesh ends the run.
+                break;
+            }
+        }
+        return Ok(all_passed);
+    }
+    // Each replay has its own backend (ports, directory, processes), its own thread and
+    // runtime (so that nothing one replay blocks on holds up another), and sees every
+    // interrupt; its events are kept and reported whole, in the suites' order.
+    let suites_owned: std::sync::Arc<Vec<Suite>> = std::sync::Arc::new(suites.to_vec());
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..jobs.min(suites.len()) {
+        let (suites, next, done, spec) = (
+            std::sync::Arc::clone(&suites_owned),
+            std::sync::Arc::clone(&next),
+            done.clone(),
+            spec.clone(),
+        );
+        let (seen, taken) = (interrupts.seen.clone(), interrupts.taken.get());
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(suite) = suites.get(i) else { break };
+                let mut recording = Recording::default();
+                let outcome = match &runtime {
+                    Err(e) => Some(Err(CliError::Usage(format!(
+                        "starting a runtime for {}: {e}",
+                        suite.file.display()
+                    )))),
+                    Ok(runtime) => {
+                        let interrupts = Interrupts {
+                            seen: seen.clone(),
+                            taken: Rc::new(Cell::new(taken)),
+                        };
+                        (!interrupts.pending()).then(|| {
+                            runtime
+                                .block_on(session::run(
+                                    suite,
+                                    spec.clone(),
+                                    &mut recording,
+                                    || interrupts.next(),
+                                    false,
+                                ))
+                                .map_err(CliError::from)
+                        })
+                    }
+                };
+                if done.send((i, recording, outcome)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(done);
     let mut all_passed = true;
-    for suite in suites {
-        if interrupts.pending() {
-            return Err(CliError::Interrupted);
-        }
-        let outcome =
-            session::run(suite, spec.clone(), reporter, || interrupts.next(), keep).await?;
-        if outcome.summary.is_none() {
-            // Interrupted: the remaining suites are not run.
-            return Ok(false);
-        }
-        all_passed &= outcome.passed();
-        if outcome.stopped_by_user {
-            // The Ctrl-C that stopped a kept mesh ends the run.
-            break;
+    let mut interrupted = false;
+    let mut first_error = None;
+    let mut arrived = std::collections::BTreeMap::new();
+    let mut turn = 0;
+    while let Some((i, recording, outcome)) = finished.recv().await {
+        arrived.insert(i, (recording, outcome));
+        while let Some((recording, outcome)) = arrived.remove(&turn) {
+            turn += 1;
+            recording.replay(reporter);
+            match outcome {
+                None => interrupted = true,
+                Some(Ok(outcome)) => {
+                    interrupted |= outcome.summary.is_none();
+                    all_passed &= outcome.passed();
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
     }
-    Ok(all_passed)
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(all_passed && !interrupted)
 }
 
 async fn bench(
     suites: Vec<Suite>,
     runs: usize,
+    jobs: usize,
     control_plane: ControlPlaneKind,
     envoy: crate::envoy::EnvoyBinary,
     interrupts: &Interrupts,
@@ -679,6 +792,7 @@ async fn bench(
     let spec = LocalSpec::new(envoy, control_plane, false);
     check_all(&suites, &spec)?;
     let mut all_passed = true;
+    let mut medians = Vec::new();
     for suite in &suites {
         let mut totals = Vec::new();
         let mut startups = Vec::new();
@@ -716,6 +830,7 @@ async fn bench(
             "  whole replay (start-up and cleanup included): {}",
             stats(&totals)
         );
+        medians.push(median(&totals));
         println!(
             "  start-up to baseline ACKed:                   {}",
             stats(&startups)
@@ -732,7 +847,41 @@ async fn bench(
             }
         }
     }
+    if suites.len() > 1 {
+        let sum: Duration = medians.iter().sum();
+        println!(
+            "all {} suites, one after another (the sum of the medians): {:.1} ms",
+            suites.len(),
+            sum.as_secs_f64() * 1000.0
+        );
+        let mut together = Vec::new();
+        for _ in 0..runs.max(1) {
+            let mut sink = Transcript::new(std::io::sink(), false);
+            let started = std::time::Instant::now();
+            let passed = run_all(&suites, spec.clone(), interrupts, false, jobs, &mut sink).await?;
+            together.push(started.elapsed());
+            if !passed {
+                all_passed = false;
+                eprintln!("a replay of all the suites together failed");
+            }
+            if interrupts.pending() {
+                return Ok(false);
+            }
+        }
+        println!(
+            "all {} suites together, {jobs} at once (as `run` replays them): {}",
+            suites.len(),
+            stats(&together)
+        );
+    }
     Ok(all_passed)
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    // As `stats` picks it.
+    sorted[((sorted.len() - 1) as f64 * 0.5).round() as usize]
 }
 
 fn stats(values: &[Duration]) -> String {
