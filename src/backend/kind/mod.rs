@@ -14,9 +14,10 @@
 //! `keep`; if the backend is dropped without it, only a cluster it created is deleted.
 
 mod admin;
-mod cluster;
+pub(crate) mod cluster;
 mod exec;
-mod tools;
+pub(crate) mod install_check;
+pub(crate) mod tools;
 
 #[cfg(test)]
 mod tests;
@@ -47,9 +48,12 @@ use self::tools::{SystemShell, Tools};
 pub use self::tools::{Tool, ToolError};
 
 pub const DEFAULT_CLUSTER_NAME: &str = "egress-conformance";
-/// Kubernetes 1.33, which Istio 1.27 supports; an image kind v0.29 publishes.
-pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.33.1";
-pub const DEFAULT_ISTIO_VERSION: &str = "1.27.3";
+/// kind v0.33.0's default node image (Kubernetes 1.37.0), as `scripts/versions.sh` pins it: the
+/// `Image` constant of `pkg/apis/config/defaults/image.go` in `sigs.k8s.io/kind@v0.33.0`.
+pub const DEFAULT_NODE_IMAGE: &str =
+    "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5";
+/// The newest Istio release, as `scripts/versions.sh` pins it (the nightly's first leg).
+pub const DEFAULT_ISTIO_VERSION: &str = "1.32.0";
 
 /// Istiod pushes asynchronously: a config check may need this long to hold.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -319,9 +323,15 @@ impl KindBackend {
                     found
                 }
             };
+            // Offline first: a flag this istioctl refuses, or an install without what the suites
+            // rely on, fails here, before the cluster is touched.
+            let manifest = self
+                .tools
+                .check_install_offline(&istioctl, &self.context)
+                .await?;
             progress(&format!(
-                "installing Istio {} (demo profile) into context {}",
-                opts.istio_version, self.context
+                "installing Istio {} (demo profile, {} objects, the egress gateway from {}) into context {}",
+                opts.istio_version, manifest.objects, manifest.egress_gateway_image, self.context
             ));
             // Owned from the first attempt: a failed install may leave half of Istio behind.
             self.owned.istio = true;
