@@ -1030,4 +1030,44 @@ mod tests {
             assert!(stdout.lines().any(|l| l == tool.package()), "{tool}");
         }
     }
+
+    /// The real build, as a run does it, into a temporary cache (or `EGRESS_CONFORMANCE_CACHE`).
+    #[test]
+    #[ignore = "runs a real go build: under a minute warm, 8-12 minutes cold on 2 cores"]
+    fn real_build_of_kube_apiserver() {
+        real_build(KubeTool::KubeApiserver);
+    }
+
+    #[test]
+    #[ignore = "runs a real go build: seconds warm, 1-3 minutes cold on 2 cores"]
+    fn real_build_of_etcd() {
+        real_build(KubeTool::Etcd);
+    }
+
+    fn real_build(tool: KubeTool) {
+        let go = which::which("go").expect("this test needs go on PATH");
+        let dir = tempfile::tempdir().unwrap();
+        let cache = std::env::var_os("EGRESS_CONFORMANCE_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.path().join("cache"));
+        let lookup = KubeLookup {
+            path: Some(go.parent().unwrap().as_os_str().to_owned()),
+            cache: Some(cache.clone()),
+            ..empty_lookup(dir.path())
+        };
+        let started = Instant::now();
+        let found = lookup
+            .find_or_build(tool, &mut |m| {
+                eprintln!("[{:>7.1}s] {m}", started.elapsed().as_secs_f64())
+            })
+            .unwrap();
+        assert_eq!(found.version, tool.version());
+        assert_eq!(found.path, bin_path(&cache, tool));
+        eprintln!(
+            "{tool}: {} bytes, {:?} from {}",
+            fs::metadata(&found.path).unwrap().len(),
+            started.elapsed(),
+            found.origin
+        );
+    }
 }
