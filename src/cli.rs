@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::backend::kind::{self, KindOptions};
+use crate::backend::apiserver::ApiserverSpec;
+use crate::backend::kind::{self, KindError, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
@@ -24,6 +25,7 @@ use crate::control_plane::istiod::SourceChoice;
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
+use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_crds};
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
@@ -46,7 +48,9 @@ enum Command {
     Run {
         /// Suite files.
         suites: Vec<PathBuf>,
-        /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
+        /// Where to run: `local` (Envoy processes, no cluster), `kind` (a cluster with Istio) or
+        /// `apiserver` (a real kube-apiserver and etcd on loopback, istiod watching it, local
+        /// Envoys).
         #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
         backend: BackendChoice,
         #[command(flatten)]
@@ -75,10 +79,19 @@ enum Command {
         junit: Option<PathBuf>,
     },
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
-    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
+    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it. With
+    /// `--backend apiserver`, also kube-apiserver and etcd (built with Go, 10-20 minutes the
+    /// first time) and Istio's CRDs. With `--backend kind`, istioctl, and the install the kind
+    /// backend would run checked offline.
     Setup {
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        /// The backend to set up for.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
+        backend: BackendChoice,
+        /// kind: the cluster whose context the checked install names.
+        #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
+        cluster_name: String,
     },
     /// Compare the builtin translator's config with istiod's, stage by stage, for each proxy
     /// (default: every suite under suites/). Exits 1 on a difference the accepted-differences
@@ -139,6 +152,7 @@ enum IstiodConfig {
 enum BackendChoice {
     Local,
     Kind,
+    Apiserver,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -182,6 +196,32 @@ fn choose_control_plane(
             ))
         }
     }
+}
+
+/// What `--backend apiserver` runs with, found or built: istiod of `--istio-version` and its
+/// Envoy, kube-apiserver, etcd and the release's CRDs.
+fn apiserver_spec(plane: &ControlPlaneArgs, keep: bool) -> Result<ApiserverSpec, CliError> {
+    let mut notify = |note: &str| eprintln!("{note}");
+    let release = match plane.istio_version.as_deref() {
+        Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
+    let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+    let kube = KubeLookup::from_env();
+    let kube_apiserver = kube.find_or_build(KubeTool::KubeApiserver, &mut notify)?;
+    let etcd = kube.find_or_build(KubeTool::Etcd, &mut notify)?;
+    let crds = istio_crds(release)?;
+    Ok(ApiserverSpec {
+        envoy,
+        release,
+        pilot_discovery: istiod.path,
+        kube_apiserver: kube_apiserver.path,
+        etcd: etcd.path,
+        crds,
+        sleep_manifest: PathBuf::from("fixtures/sleep.yaml"),
+        keep,
+    })
 }
 
 fn source_choice(config: IstiodConfig) -> SourceChoice {
@@ -256,6 +296,12 @@ enum CliError {
     Envoy(#[from] LocateError),
     #[error(transparent)]
     Istio(#[from] IstioToolError),
+    #[error(transparent)]
+    Kube(#[from] KubeToolError),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(transparent)]
+    Kind(#[from] KindError),
     #[error("{file}: {message}")]
     Compare { file: String, message: String },
     #[error(transparent)]
@@ -275,6 +321,9 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Usage(_)
         | CliError::Envoy(_)
         | CliError::Istio(_)
+        | CliError::Kube(_)
+        | CliError::Crds(_)
+        | CliError::Kind(_)
         | CliError::Compare { .. }
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
@@ -392,11 +441,65 @@ pub fn main() -> ExitCode {
                         spec.keep = keep;
                         run_all(&suites, spec, &interrupts, keep, &mut out).await
                     }
+                    BackendChoice::Apiserver => {
+                        if context.is_some() || artifacts.is_some() {
+                            return Err(CliError::Usage(
+                                "--context and --artifacts apply to --backend kind".into(),
+                            ));
+                        }
+                        let spec = apiserver_spec(&plane, keep)?;
+                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                    }
                 };
                 out.finish()?;
                 passed
             }
-            Command::Setup { plane } => {
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Apiserver,
+                ..
+            } => {
+                let spec = apiserver_spec(&plane, false)?;
+                println!("envoy {} {}", spec.envoy.version, spec.envoy.path.display());
+                println!(
+                    "pilot-discovery {} {}",
+                    spec.release.name,
+                    spec.pilot_discovery.display()
+                );
+                println!(
+                    "kube-apiserver {} {}",
+                    KubeTool::KubeApiserver.version(),
+                    spec.kube_apiserver.display()
+                );
+                println!("etcd {} {}", KubeTool::Etcd.version(), spec.etcd.display());
+                println!("istio-crds {} {}", spec.release.name, spec.crds.display());
+                Ok(true)
+            }
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Kind,
+                cluster_name,
+            } => {
+                let version = plane
+                    .istio_version
+                    .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
+                let check =
+                    kind::check_install(&version, &cluster_name, &mut |n| eprintln!("{n}")).await?;
+                if let Some(note) = &check.stand_in {
+                    eprintln!("note: {note}");
+                }
+                println!("istioctl {} {}", check.version, check.istioctl.display());
+                println!(
+                    "install checked offline: istioctl {}: {} objects, the egress gateway's image {}, \
+                     proxyStatsMatcher inclusionPrefixes [{}]",
+                    check.args.join(" "),
+                    check.manifest.objects,
+                    check.manifest.egress_gateway_image,
+                    check.manifest.stats_inclusion_prefixes.join(", ")
+                );
+                Ok(true)
+            }
+            Command::Setup { plane, .. } => {
                 let (control_plane, envoy) = choose_control_plane(&plane)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod {

@@ -151,6 +151,7 @@ pub(crate) async fn compare_suite(
             dir: dir.path(),
             registry: &registry,
             source: spec.source,
+            kubernetes: None,
             mesh: &suite.mesh,
             namespace: &suite.namespace,
             proxies,

@@ -8,6 +8,12 @@
 //! crashes at start-up at the supported versions. The harness plays pilot-agent for each proxy
 //! ([`agent`]).
 //!
+//! Given the kubeconfig of a real API server instead ([`IstiodStart::kubernetes`]), istiod runs
+//! as in a cluster: it watches that API server for the registry (Services, Pods, EndpointSlices)
+//! and for the Istio objects (its CRDs), with no stand-in, no registry objects and no config
+//! source of the harness's. The backend writes a change there itself, between
+//! [`Istiod::before`] and [`Istiod::converge_after`].
+//!
 //! A change is in force ([`Istiod::converge`]) when istiod's config store shows it (or istiod
 //! refused the directory, in its own words), every config update istiod took in is committed to
 //! a push ([`observe`]), each proxy's state is computed for that push, a barrier shows that every
@@ -119,6 +125,9 @@ pub(crate) struct IstiodStart<'a> {
     pub dir: &'a Path,
     pub registry: &'a Registry,
     pub source: SourceChoice,
+    /// A real API server for istiod to watch, by its kubeconfig: when set, `registry` and
+    /// `source` are not used; the registry and the Istio objects are what that server holds.
+    pub kubernetes: Option<&'a Path>,
     pub mesh: &'a MeshSettings,
     pub namespace: &'a str,
     pub proxies: Vec<ProxyIdentity>,
@@ -186,18 +195,34 @@ impl Istiod {
             source,
         };
         std::fs::create_dir_all(&home).map_err(files)?;
-        let registry = start.registry.as_istio_objects();
-        let source = ConfigSource::start(start.source, &home, &registry, start.release)
-            .await
-            .map_err(IstiodError::Source)?;
+        let (registry, source) = match start.kubernetes {
+            Some(_) => (Vec::new(), ConfigSource::cluster()),
+            None => {
+                let registry = start.registry.as_istio_objects();
+                let source = ConfigSource::start(start.source, &home, &registry, start.release)
+                    .await
+                    .map_err(IstiodError::Source)?;
+                (registry, source)
+            }
+        };
         let ports = free_ports(4).map_err(IstiodError::Ports)?;
         let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
         let mesh_file = home.join("mesh.yaml");
         let mesh = mesh_config(start.mesh, grpc) + &source.mesh_config();
         std::fs::write(&mesh_file, mesh).map_err(files)?;
-        let kube = KubeStub::start(&home, &["default", "istio-system", start.namespace])
-            .await
-            .map_err(IstiodError::KubeStub)?;
+        let kube = match start.kubernetes {
+            Some(_) => None,
+            None => Some(
+                KubeStub::start(&home, &["default", "istio-system", start.namespace])
+                    .await
+                    .map_err(IstiodError::KubeStub)?,
+            ),
+        };
+        let kubeconfig = match (start.kubernetes, &kube) {
+            (Some(file), _) => file.to_path_buf(),
+            (None, Some(stub)) => stub.kubeconfig().to_path_buf(),
+            (None, None) => unreachable!("a stand-in is started when no API server is given"),
+        };
         let log = home.join("istiod.log");
         let output = std::fs::File::create(&log).map_err(files)?;
         let errors = output.try_clone().map_err(files)?;
@@ -206,7 +231,7 @@ impl Istiod {
         command
             .arg("discovery")
             .arg("--registries=Kubernetes")
-            .arg(format!("--kubeconfig={}", kube.kubeconfig().display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .args(source.istiod_args())
             .arg(format!("--meshConfig={}", mesh_file.display()))
             .arg("--networksConfig=/dev/null")
@@ -271,11 +296,11 @@ impl Istiod {
             })
             .collect();
         let mut ports = ports;
-        ports.push(kube.addr().port());
+        ports.extend(kube.as_ref().map(|k| k.addr().port()));
         Ok(Istiod {
             release: start.release,
             process: Some(process),
-            kube: Some(kube),
+            kube,
             observer,
             source: Some(source),
             registry: registry.iter().filter_map(object_key).collect(),
@@ -299,6 +324,15 @@ impl Istiod {
     /// Every loopback port istiod and its stand-ins used.
     pub(crate) fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// What it runs with besides itself, for the clean-up report.
+    pub(crate) fn stand_ins(&self) -> &'static str {
+        if self.kube.is_some() {
+            " and its Kubernetes stand-in"
+        } else {
+            ""
+        }
     }
 
     /// The last lines of istiod's log.
@@ -442,18 +476,23 @@ impl Istiod {
 /// istiod refused the config directory, in its words.
 struct IstioRefused(String);
 
-impl ControlPlane for Istiod {
-    async fn converge(
-        &mut self,
-        config: &AppliedConfig,
-        timeout: Duration,
-    ) -> Result<(), ConvergeError> {
-        let applied = applied_objects(config);
-        let Some(source) = self.source.as_mut() else {
+/// What istiod had taken in before a change: the config updates (0 when the change is none) and
+/// the lines of its log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Before {
+    inbound: u64,
+    log_lines: usize,
+}
+
+impl Istiod {
+    /// Before `config` is made the applied state: what istiod has taken in so far. Where istiod
+    /// reads an API server, call it before writing the change there, so that the change is not
+    /// mistaken for what came before it.
+    pub(crate) async fn before(&self, config: &AppliedConfig) -> Result<Before, ConvergeError> {
+        let Some(source) = self.source.as_ref() else {
             return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
         };
-        let changed = source.differs(&applied);
-        let inbound_before = if changed {
+        let inbound = if source.differs(&applied_objects(config)) {
             self.observer
                 .inbound_updates()
                 .await
@@ -461,7 +500,24 @@ impl ControlPlane for Istiod {
         } else {
             0
         };
-        let log_before = self.observer.pushes().lines;
+        Ok(Before {
+            inbound,
+            log_lines: self.observer.pushes().lines,
+        })
+    }
+
+    /// Hand istiod `config` (unless it reads it from an API server, where the caller wrote it
+    /// since [`Istiod::before`]) and wait until it is in force.
+    pub(crate) async fn converge_after(
+        &mut self,
+        before: Before,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        let applied = applied_objects(config);
+        let Some(source) = self.source.as_mut() else {
+            return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
+        };
         source
             .apply(&applied, timeout.max(TAKE_TIMEOUT))
             .await
@@ -469,8 +525,19 @@ impl ControlPlane for Istiod {
                 source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
                 other => ConvergeError::NotInForce(other.to_string()),
             })?;
-        self.in_force(config, inbound_before, log_before, timeout.max(TAKE_TIMEOUT))
+        self.in_force(config, before.inbound, before.log_lines, timeout.max(TAKE_TIMEOUT))
             .await
+    }
+}
+
+impl ControlPlane for Istiod {
+    async fn converge(
+        &mut self,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        let before = self.before(config).await?;
+        self.converge_after(before, config, timeout).await
     }
 
     fn liveness(&self) -> Liveness {
