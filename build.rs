@@ -52,12 +52,18 @@ fn main() {
     );
     let set = prost_types::FileDescriptorSet { file: merged };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out.join("envoy_descriptors.bin"), prost::Message::encode_to_vec(&set))
-        .expect("OUT_DIR is writable");
+    std::fs::write(
+        out.join("envoy_descriptors.bin"),
+        prost::Message::encode_to_vec(&set),
+    )
+    .expect("OUT_DIR is writable");
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("readable proto directory").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("readable proto directory")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             collect(&path, files);
@@ -72,7 +78,13 @@ fn envoy_types_dir() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(Path::new(&manifest).join("Cargo.toml"))
         .output()
         .expect("cargo metadata runs");

@@ -21,15 +21,20 @@ use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
 use crate::compare::{IstiodSpec, compare_suite, render};
 use crate::control_plane::ControlPlaneKind;
-use crate::control_plane::istiod::SourceChoice;
+use crate::control_plane::istiod::headless::Headless;
+use crate::control_plane::istiod::{SourceChoice, api_dir};
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
-use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
+use crate::istio_release::{
+    IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
+};
 use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_crds};
+use crate::mesh::MeshSettings;
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
+use crate::verdicts;
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +97,9 @@ enum Command {
         /// kind: the cluster whose context the checked install names.
         #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
         cluster_name: String,
+        /// Only look: build and install nothing, fail (exit 2) saying what is missing.
+        #[arg(long)]
+        no_build: bool,
     },
     /// Compare the builtin translator's config with istiod's, stage by stage, for each proxy
     /// (default: every suite under suites/). Exits 1 on a difference the accepted-differences
@@ -110,6 +118,23 @@ enum Command {
         /// Show accepted differences too.
         #[arg(long, short)]
         verbose: bool,
+    },
+    /// Judge manifest files as every run does before anything starts (the harness's reading of
+    /// Istio's validation rules) and, with `--istiod`, as istiod itself does. Exits 2 when any
+    /// file is rejected.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also hand each file, as written, to real istiod and show its verdict beside.
+        #[arg(long)]
+        istiod: bool,
+        /// With `--istiod`: the Istio release (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+        /// The namespace of objects that name none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -168,6 +193,14 @@ enum ControlPlaneChoice {
 fn choose_control_plane(
     plane: &ControlPlaneArgs,
 ) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
+    find_control_plane(plane, true)
+}
+
+/// [`choose_control_plane`]; with `install` false, building and installing nothing.
+fn find_control_plane(
+    plane: &ControlPlaneArgs,
+    install: bool,
+) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
     let mut notify = |note: &str| eprintln!("{note}");
     let istio_version = plane.istio_version.as_deref();
     match plane.control_plane {
@@ -177,15 +210,46 @@ fn choose_control_plane(
                     "--istio-version {version} applies to --control-plane istiod (or --backend kind)"
                 )));
             }
-            Ok((ControlPlaneKind::Builtin, envoy()?))
+            let envoy = if install {
+                envoy()?
+            } else {
+                Lookup::from_env()
+                    .find(&mut notify)?
+                    .ok_or_else(|| not_set_up("envoy", "egress-conformance setup"))?
+            };
+            Ok((ControlPlaneKind::Builtin, envoy))
         }
         ControlPlaneChoice::Istiod => {
             let release = match istio_version {
-                Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+                Some(version) => {
+                    parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?
+                }
                 None => IstioRelease::default_release(),
             };
-            let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-            let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            let setup = format!(
+                "egress-conformance setup --control-plane istiod --istio-version {}",
+                release.name
+            );
+            let (istiod, envoy) = if install {
+                (
+                    find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+                    Lookup::from_env()
+                        .find_or_install_version(release.envoy_version, &mut notify)?,
+                )
+            } else {
+                (
+                    ToolLookup::from_env()
+                        .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("pilot-discovery {}", release.name), &setup)
+                        })?,
+                    Lookup::from_env()
+                        .find_version(release.envoy_version, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("envoy {}", release.envoy_version), &setup)
+                        })?,
+                )
+            };
             Ok((
                 ControlPlaneKind::Istiod {
                     release,
@@ -198,19 +262,50 @@ fn choose_control_plane(
     }
 }
 
-/// What `--backend apiserver` runs with, found or built: istiod of `--istio-version` and its
-/// Envoy, kube-apiserver, etcd and the release's CRDs.
-fn apiserver_spec(plane: &ControlPlaneArgs, keep: bool) -> Result<ApiserverSpec, CliError> {
+/// What `--backend apiserver` runs with: istiod of `--istio-version` and its Envoy,
+/// kube-apiserver, etcd and the release's CRDs; found, or with `install` built or installed.
+fn apiserver_spec(
+    plane: &ControlPlaneArgs,
+    keep: bool,
+    install: bool,
+) -> Result<ApiserverSpec, CliError> {
     let mut notify = |note: &str| eprintln!("{note}");
     let release = match plane.istio_version.as_deref() {
         Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
         None => IstioRelease::default_release(),
     };
-    let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-    let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+    let setup = format!(
+        "egress-conformance setup --backend apiserver --istio-version {}",
+        release.name
+    );
     let kube = KubeLookup::from_env();
-    let kube_apiserver = kube.find_or_build(KubeTool::KubeApiserver, &mut notify)?;
-    let etcd = kube.find_or_build(KubeTool::Etcd, &mut notify)?;
+    let (istiod, envoy, kube_apiserver, etcd) = if install {
+        (
+            find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+            Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?,
+            kube.find_or_build(KubeTool::KubeApiserver, &mut notify)?,
+            kube.find_or_build(KubeTool::Etcd, &mut notify)?,
+        )
+    } else {
+        let missing = |what: String| not_set_up(&what, &setup);
+        (
+            ToolLookup::from_env()
+                .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                .ok_or_else(|| missing(format!("pilot-discovery {}", release.name)))?,
+            Lookup::from_env()
+                .find_version(release.envoy_version, &mut notify)?
+                .ok_or_else(|| missing(format!("envoy {}", release.envoy_version)))?,
+            kube.find(KubeTool::KubeApiserver, &mut notify)?
+                .ok_or_else(|| {
+                    missing(format!(
+                        "kube-apiserver {}",
+                        KubeTool::KubeApiserver.version()
+                    ))
+                })?,
+            kube.find(KubeTool::Etcd, &mut notify)?
+                .ok_or_else(|| missing(format!("etcd {}", KubeTool::Etcd.version())))?,
+        )
+    };
     let crds = istio_crds(release)?;
     Ok(ApiserverSpec {
         envoy,
@@ -222,6 +317,28 @@ fn apiserver_spec(plane: &ControlPlaneArgs, keep: bool) -> Result<ApiserverSpec,
         sleep_manifest: PathBuf::from("fixtures/sleep.yaml"),
         keep,
     })
+}
+
+/// istiod of `version` (default: the newest release), found or built.
+fn istiod_spec(version: Option<&str>, config: IstiodConfig) -> Result<IstiodSpec, CliError> {
+    let release = match version {
+        Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
+        eprintln!("{n}")
+    })?;
+    Ok(IstiodSpec {
+        release,
+        binary: istiod.path,
+        source: source_choice(config),
+    })
+}
+
+fn not_set_up(what: &str, setup: &str) -> CliError {
+    CliError::Usage(format!(
+        "{what} is not set up (nothing was built or installed); `{setup}` does it"
+    ))
 }
 
 fn source_choice(config: IstiodConfig) -> SourceChoice {
@@ -304,6 +421,8 @@ enum CliError {
     Kind(#[from] KindError),
     #[error("{file}: {message}")]
     Compare { file: String, message: String },
+    #[error("a manifest was rejected (see above)")]
+    Rejected,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error("writing the JUnit report {}: {message}", .file.display())]
@@ -325,6 +444,7 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Crds(_)
         | CliError::Kind(_)
         | CliError::Compare { .. }
+        | CliError::Rejected
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
             source: StartError::Environment { .. },
@@ -447,7 +567,7 @@ pub fn main() -> ExitCode {
                                 "--context and --artifacts apply to --backend kind".into(),
                             ));
                         }
-                        let spec = apiserver_spec(&plane, keep)?;
+                        let spec = apiserver_spec(&plane, keep, true)?;
                         run_all(&suites, spec, &interrupts, keep, &mut out).await
                     }
                 };
@@ -457,9 +577,10 @@ pub fn main() -> ExitCode {
             Command::Setup {
                 plane,
                 backend: BackendChoice::Apiserver,
+                no_build,
                 ..
             } => {
-                let spec = apiserver_spec(&plane, false)?;
+                let spec = apiserver_spec(&plane, false, !no_build)?;
                 println!("envoy {} {}", spec.envoy.version, spec.envoy.path.display());
                 println!(
                     "pilot-discovery {} {}",
@@ -473,12 +594,15 @@ pub fn main() -> ExitCode {
                 );
                 println!("etcd {} {}", KubeTool::Etcd.version(), spec.etcd.display());
                 println!("istio-crds {} {}", spec.release.name, spec.crds.display());
+                let api = api_dir(spec.release).map_err(|e| CliError::Usage(e.to_string()))?;
+                println!("istio.io/api {} {}", spec.release.api_version, api.display());
                 Ok(true)
             }
             Command::Setup {
                 plane,
                 backend: BackendChoice::Kind,
                 cluster_name,
+                ..
             } => {
                 let version = plane
                     .istio_version
@@ -499,14 +623,18 @@ pub fn main() -> ExitCode {
                 );
                 Ok(true)
             }
-            Command::Setup { plane, .. } => {
-                let (control_plane, envoy) = choose_control_plane(&plane)?;
+            Command::Setup {
+                plane, no_build, ..
+            } => {
+                let (control_plane, envoy) = find_control_plane(&plane, !no_build)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod {
                     release, binary, ..
                 } = &control_plane
                 {
                     println!("pilot-discovery {} {}", release.name, binary.display());
+                    let api = api_dir(release).map_err(|e| CliError::Usage(e.to_string()))?;
+                    println!("istio.io/api {} {}", release.api_version, api.display());
                 }
                 Ok(true)
             }
@@ -518,22 +646,49 @@ pub fn main() -> ExitCode {
                 verbose,
             } => {
                 let suites = load_all(suites)?;
-                let accepted = Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
-                let release = match istio_version.as_deref() {
-                    Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
-                    None => IstioRelease::default_release(),
-                };
-                let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
-                    eprintln!("{n}")
-                })?;
-                let spec = IstiodSpec {
-                    release,
-                    binary: istiod.path,
-                    source: source_choice(istiod_config),
-                };
+                let accepted =
+                    Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
+                let spec = istiod_spec(istio_version.as_deref(), istiod_config)?;
                 tokio::select! {
                     result = compare_all(&suites, &spec, &accepted, verbose) => result,
                     () = interrupts.next() => Err(CliError::Interrupted),
+                }
+            }
+            Command::Validate {
+                files,
+                istiod,
+                istio_version,
+                namespace,
+            } => {
+                let mut headless = None;
+                let mut name = None;
+                if istiod {
+                    let spec = istiod_spec(istio_version.as_deref(), IstiodConfig::Mcp)?;
+                    name = Some(format!("istiod {}", spec.release.name));
+                    let started = Headless::start(
+                        &spec,
+                        &MeshSettings::default(),
+                        &namespace,
+                        None,
+                        &mut |note| eprintln!("{note}"),
+                    )
+                    .await
+                    .map_err(CliError::Usage)?;
+                    headless = Some(started);
+                }
+                let judged = tokio::select! {
+                    judged = verdicts::judge(&files, headless.as_mut(), &namespace) => judged,
+                    () = interrupts.next() => Err("interrupted".to_string()),
+                };
+                if let Some(headless) = headless {
+                    headless.shutdown().await.map_err(CliError::Usage)?;
+                }
+                let judged = judged.map_err(CliError::Usage)?;
+                print!("{}", verdicts::render(&judged, name.as_deref()));
+                if judged.iter().any(verdicts::FileVerdict::rejected) {
+                    Err(CliError::Rejected)
+                } else {
+                    Ok(true)
                 }
             }
             Command::Bench {

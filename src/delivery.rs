@@ -56,8 +56,9 @@ enum Target {
         nodes: BTreeMap<ProxyRole, String>,
     },
     /// No Envoy: what each proxy is given is kept, and taken as accepted at once (`compare`
-    /// takes istiod's pushes on the proxies' behalf this way).
-    Recorder,
+    /// takes istiod's pushes on the proxies' behalf this way). With `localize` false the local
+    /// network model is left out: nothing is to run on this machine.
+    Recorder { localize: bool },
 }
 
 #[derive(Debug)]
@@ -90,7 +91,12 @@ impl Delivery {
 
     /// Keep what each proxy is given and accept it at once; nothing runs.
     pub(crate) fn recording(network: LocalNetwork) -> Delivery {
-        Delivery::new(network, Target::Recorder)
+        Delivery::new(network, Target::Recorder { localize: true })
+    }
+
+    /// [`Delivery::recording`] of what the control plane made, without the local network model.
+    pub(crate) fn recording_as_made(network: LocalNetwork) -> Delivery {
+        Delivery::new(network, Target::Recorder { localize: false })
     }
 
     fn new(network: LocalNetwork, target: Target) -> Delivery {
@@ -132,10 +138,14 @@ impl Delivery {
         resources: ProxyResources,
     ) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let localized = state
-            .network
-            .localize(proxy, &resources)
-            .map_err(|source| Refusal::Localize { proxy, source })?;
+        let localized = if matches!(*self.target, Target::Recorder { localize: false }) {
+            resources.clone()
+        } else {
+            state
+                .network
+                .localize(proxy, &resources)
+                .map_err(|source| Refusal::Localize { proxy, source })?
+        };
         if let Target::Envoys { xds, nodes } = self.target.as_ref()
             && let Some(node) = nodes.get(&proxy)
         {
@@ -160,7 +170,7 @@ impl Delivery {
     ) -> Result<(), Refusal> {
         let (xds, nodes) = match self.target.as_ref() {
             Target::Envoys { xds, nodes } => (xds, nodes),
-            Target::Recorder => return Ok(()),
+            Target::Recorder { .. } => return Ok(()),
         };
         let Some(node) = nodes.get(&proxy) else {
             return Err(Refusal::NoAnswer {

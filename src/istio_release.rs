@@ -292,6 +292,7 @@ pub(crate) enum IstioTool {
 }
 
 impl IstioTool {
+    #[cfg(test)]
     pub const ALL: [IstioTool; 2] = [IstioTool::PilotDiscovery, IstioTool::Istioctl];
 
     /// The binary's name.
@@ -396,6 +397,7 @@ pub(crate) struct IstioBinary {
 }
 
 /// An Istio tool in the harness's cache, as [`cached`] lists it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CachedTool {
     pub release: &'static IstioRelease,
@@ -404,6 +406,7 @@ pub(crate) struct CachedTool {
 }
 
 /// The Istio tools in the cache directory `cache`, in [`RELEASES`] order. Nothing is run.
+#[cfg(test)]
 pub(crate) fn cached(cache: &Path) -> Vec<CachedTool> {
     RELEASES
         .iter()
@@ -520,13 +523,6 @@ pub(crate) struct ToolLookup {
 /// `EGRESS_CONFORMANCE_CACHE`, `XDG_CACHE_HOME` and `HOME`; builds it into the cache when it is
 /// nowhere else and Go is there. Blocks for the whole build (minutes): call it off the runtime.
 /// `notify` receives warnings, notes, and the build's notice, progress and result.
-#[cfg_attr(
-    test,
-    expect(
-        dead_code,
-        reason = "reads the real environment; the tests use ToolLookup"
-    )
-)]
 pub(crate) fn find_or_build(
     tool: IstioTool,
     release: &'static IstioRelease,
@@ -1023,7 +1019,10 @@ pub(crate) struct Streamed {
 
 /// Runs `cmd`, handing each stderr line to `on_line` as it comes (go reports progress there)
 /// while counting stdout's lines on another thread.
-pub(crate) fn stream(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> std::io::Result<Streamed> {
+pub(crate) fn stream(
+    cmd: &mut Command,
+    on_line: &mut dyn FnMut(&str),
+) -> std::io::Result<Streamed> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
@@ -1136,7 +1135,12 @@ mod tests {
         }
         // Where the build swaps istio.io/api, the protos must be the swapped-in ones.
         for r in RELEASES {
-            if let Some(api) = r.recipe.replaces.iter().find(|x| x.module == "istio.io/api") {
+            if let Some(api) = r
+                .recipe
+                .replaces
+                .iter()
+                .find(|x| x.module == "istio.io/api")
+            {
                 assert_eq!(api.version, r.api_version, "{}", r.name);
             }
         }

@@ -98,6 +98,7 @@ pub(crate) enum KubeTool {
 }
 
 impl KubeTool {
+    #[cfg(test)]
     pub const ALL: [KubeTool; 2] = [KubeTool::KubeApiserver, KubeTool::Etcd];
 
     pub fn name(self) -> &'static str {

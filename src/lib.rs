@@ -5,8 +5,8 @@
 //! origin) → observations → expectations → report.
 
 mod backend;
-mod compare;
 pub mod cli;
+mod compare;
 mod control_plane;
 mod delivery;
 mod envoy;
@@ -27,6 +27,7 @@ mod sds;
 mod session;
 mod suite;
 mod translate;
+mod verdicts;
 mod wait;
 mod xds;
 mod yaml;

@@ -204,25 +204,70 @@ mod tests {
         let accepted = Accepted::parse(Path::new("accepted.yaml"), text).unwrap();
         assert_eq!(accepted.entries.len(), 2);
         assert_eq!(accepted.entries[1].line, 6);
-        let found = accepted.accepting(ProxyRole::Sidecar, "listener", "0.0.0.0_443", "filter_chains[0].stat_prefix");
+        let found = accepted.accepting(
+            ProxyRole::Sidecar,
+            "listener",
+            "0.0.0.0_443",
+            "filter_chains[0].stat_prefix",
+        );
         assert_eq!(found.map(|e| e.line), Some(1));
-        assert!(accepted.accepting(ProxyRole::EgressGateway, "listener", "0.0.0.0_443", "x.stat_prefix").is_none());
-        assert!(accepted.accepting(ProxyRole::Sidecar, "route", "0.0.0.0_443", "x.stat_prefix").is_none());
-        assert!(accepted.accepting(ProxyRole::Sidecar, "cluster", "InboundPassthroughClusterIpv4", ONLY_ISTIOD).is_some());
-        assert!(accepted.accepting(ProxyRole::Sidecar, "cluster", "InboundPassthroughClusterIpv4", ONLY_BUILTIN).is_none());
+        assert!(
+            accepted
+                .accepting(
+                    ProxyRole::EgressGateway,
+                    "listener",
+                    "0.0.0.0_443",
+                    "x.stat_prefix"
+                )
+                .is_none()
+        );
+        assert!(
+            accepted
+                .accepting(ProxyRole::Sidecar, "route", "0.0.0.0_443", "x.stat_prefix")
+                .is_none()
+        );
+        assert!(
+            accepted
+                .accepting(
+                    ProxyRole::Sidecar,
+                    "cluster",
+                    "InboundPassthroughClusterIpv4",
+                    ONLY_ISTIOD
+                )
+                .is_some()
+        );
+        assert!(
+            accepted
+                .accepting(
+                    ProxyRole::Sidecar,
+                    "cluster",
+                    "InboundPassthroughClusterIpv4",
+                    ONLY_BUILTIN
+                )
+                .is_none()
+        );
         assert_eq!(accepted.unused().count(), 0);
     }
 
     #[test]
     fn an_entry_without_a_reason_or_with_an_unknown_field_is_refused_with_its_line() {
         let no_reason = "- field: x\n  reason: \"  \"\n";
-        let error = Accepted::parse(Path::new("a.yaml"), no_reason).unwrap_err().to_string();
+        let error = Accepted::parse(Path::new("a.yaml"), no_reason)
+            .unwrap_err()
+            .to_string();
         assert_eq!(error, "a.yaml:1: an accepted difference needs its reason");
         let typo = "- field: x\n  reason: r\n  resaon: r\n";
-        let error = Accepted::parse(Path::new("a.yaml"), typo).unwrap_err().to_string();
-        assert!(error.contains("a.yaml:3") && error.contains("resaon"), "{error}");
+        let error = Accepted::parse(Path::new("a.yaml"), typo)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("a.yaml:3") && error.contains("resaon"),
+            "{error}"
+        );
         let kind = "- field: x\n  kind: secret\n  reason: r\n";
-        let error = Accepted::parse(Path::new("a.yaml"), kind).unwrap_err().to_string();
+        let error = Accepted::parse(Path::new("a.yaml"), kind)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("kind `secret`"), "{error}");
     }
 }

@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(diffs.len(), 1);
         assert_eq!(diffs[0].path, "typed_config");
         let builtin = BTreeMap::from([("x".to_string(), json!({})), ("y".to_string(), json!({}))]);
-        let istiod = BTreeMap::from([("y".to_string(), json!({"a": 1})), ("z".to_string(), json!({}))]);
+        let istiod = BTreeMap::from([
+            ("y".to_string(), json!({"a": 1})),
+            ("z".to_string(), json!({})),
+        ]);
         let verdicts: Vec<(String, bool)> = compare("cluster", &builtin, &istiod)
             .into_iter()
             .map(|c| (c.name, matches!(c.verdict, Verdict::Identical)))

@@ -63,7 +63,10 @@ mod tests {
         };
         let json = to_json("envoy.config.cluster.v3.Cluster", &cluster).unwrap();
         assert_eq!(json["name"], "outbound|443||edition.cnn.com");
-        assert_eq!(json["transport_socket"]["typed_config"]["sni"], "edition.cnn.com");
+        assert_eq!(
+            json["transport_socket"]["typed_config"]["sni"],
+            "edition.cnn.com"
+        );
         assert_eq!(
             json["transport_socket"]["typed_config"]["@type"],
             "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"

@@ -13,37 +13,23 @@ pub(crate) mod diff;
 mod envoy_json;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
 
 use prost::Message;
 use serde_json::Value;
 
 use self::accepted::{Accepted, ONLY_BUILTIN, ONLY_ISTIOD};
 use self::diff::{Compared, FieldDiff, Verdict};
-use crate::backend::local::{external_ports, proxy_identities, run_dir::RunDir};
+use crate::backend::local::external_ports;
 use crate::control_plane::builtin::Builtin;
-use crate::control_plane::istiod::{Istiod, IstiodStart, SourceChoice};
+use crate::control_plane::istiod::Istiod;
+pub(crate) use crate::control_plane::istiod::headless::IstiodSpec;
+use crate::control_plane::istiod::headless::{CHANGE_TIMEOUT, Headless};
 use crate::control_plane::{ControlPlane, ConvergeError};
 use crate::delivery::Delivery;
-use crate::istio_release::IstioRelease;
-use crate::local_network::LocalNetwork;
 use crate::mesh::{AppliedConfig, ProxyRole, Registry};
 use crate::suite::{Step, Suite};
 use crate::translate::ProxyWorkloads;
 use crate::xds::ProxyResources;
-
-/// How long istiod may take to bring one stage into force.
-const STAGE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The istiod to compare against.
-#[derive(Debug, Clone)]
-pub(crate) struct IstiodSpec {
-    pub release: &'static IstioRelease,
-    pub binary: PathBuf,
-    pub source: SourceChoice,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CompareError {
@@ -106,7 +92,6 @@ pub(crate) struct StageReport {
 /// A suite's comparison.
 #[derive(Debug, Clone)]
 pub(crate) struct SuiteReport {
-    pub suite: String,
     pub stages: Vec<StageReport>,
 }
 
@@ -123,57 +108,29 @@ pub(crate) async fn compare_suite(
     accepted: &Accepted,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SuiteReport, CompareError> {
-    let registry = Registry::tutorial();
-    let workloads = ProxyWorkloads::tutorial();
-    let proxies = proxy_identities(&registry, &workloads).map_err(setup("the registry"))?;
-    let dir = RunDir::create(false).map_err(|e| setup("creating the run directory")(e.to_string()))?;
-    // Nothing listens at the origin's addresses: only config is compared.
-    let origin = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let network = LocalNetwork::new(
-        registry.clone(),
-        origin(9),
-        origin(9),
-        dir.path().join("ca.pem"),
-        external_ports(suite),
-    );
-    let delivery = Delivery::recording(network);
-    let builtin_lane = delivery.second_lane();
-    let builtin = Builtin::new(
-        builtin_lane.clone(),
-        registry.clone(),
-        workloads.clone(),
-        suite.mesh.clone(),
-    );
-    let mut istiod = Istiod::start(
-        IstiodStart {
-            release: spec.release,
-            binary: spec.binary.clone(),
-            dir: dir.path(),
-            registry: &registry,
-            source: spec.source,
-            kubernetes: None,
-            mesh: &suite.mesh,
-            namespace: &suite.namespace,
-            proxies,
-            delivery: delivery.clone(),
-            answer_timeout: STAGE_TIMEOUT,
-        },
+    let mut headless = Headless::start(
+        spec,
+        &suite.mesh,
+        &suite.namespace,
+        Some(external_ports(suite)),
         progress,
     )
     .await
-    .map_err(|e| setup("starting istiod")(e.to_string()))?;
+    .map_err(setup("istiod"))?;
     let lanes = Lanes {
-        istiod: delivery,
-        builtin: builtin_lane,
+        istiod: headless.delivery().clone(),
+        builtin: headless.delivery().second_lane(),
     };
-    let result = compare_stages(suite, &mut istiod, &builtin, &lanes, accepted).await;
-    let leftovers = istiod.shutdown().await;
-    let closed = dir.close();
+    let builtin = Builtin::new(
+        lanes.builtin.clone(),
+        Registry::tutorial(),
+        ProxyWorkloads::tutorial(),
+        suite.mesh.clone(),
+    );
+    let result = compare_stages(suite, headless.istiod(), &builtin, &lanes, accepted).await;
+    let stopped = headless.shutdown().await;
     let report = result?;
-    if !leftovers.is_empty() {
-        return Err(setup("stopping istiod")(leftovers.join("; ")));
-    }
-    closed.map_err(setup("removing the run directory"))?;
+    stopped.map_err(setup("istiod"))?;
     Ok(report)
 }
 
@@ -204,7 +161,7 @@ async fn compare_stages(
             source,
         };
         istiod
-            .converge(&config, STAGE_TIMEOUT)
+            .converge(&config, CHANGE_TIMEOUT)
             .await
             .map_err(failed)?;
         builtin.deliver(&config).map_err(failed)?;
@@ -225,10 +182,7 @@ async fn compare_stages(
             resources,
         });
     }
-    Ok(SuiteReport {
-        suite: suite.name.clone(),
-        stages,
-    })
+    Ok(SuiteReport { stages })
 }
 
 /// Where each control plane's deliveries are kept.
@@ -241,7 +195,15 @@ struct Lanes {
 fn delivered(delivery: &Delivery) -> BTreeMap<ProxyRole, ProxyResources> {
     ProxyRole::ALL
         .into_iter()
-        .map(|p| (p, delivery.delivered(p).map(|d| d.localized).unwrap_or_default()))
+        .map(|p| {
+            (
+                p,
+                delivery
+                    .delivered(p)
+                    .map(|d| d.localized)
+                    .unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -293,7 +255,11 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
     Ok(BTreeMap::from([
         (
             "cluster",
-            each("envoy.config.cluster.v3.Cluster", &resources.clusters, |c| c.name.clone())?,
+            each(
+                "envoy.config.cluster.v3.Cluster",
+                &resources.clusters,
+                |c| c.name.clone(),
+            )?,
         ),
         (
             "endpoint",
@@ -305,7 +271,11 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
         ),
         (
             "listener",
-            each("envoy.config.listener.v3.Listener", &resources.listeners, |l| l.name.clone())?,
+            each(
+                "envoy.config.listener.v3.Listener",
+                &resources.listeners,
+                |l| l.name.clone(),
+            )?,
         ),
         (
             "route",
@@ -322,7 +292,8 @@ fn as_json(resources: &ProxyResources) -> Result<ByKind, String> {
 pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
     let mut out = String::new();
     for stage in &report.stages {
-        let count = |f: &dyn Fn(&ResourceReport) -> bool| stage.resources.iter().filter(|r| f(r)).count();
+        let count =
+            |f: &dyn Fn(&ResourceReport) -> bool| stage.resources.iter().filter(|r| f(r)).count();
         out.push_str(&format!(
             "-- stage {}: {} resources: {} identical, {} with accepted differences, {} with unlisted ones\n",
             stage.name,
@@ -333,7 +304,7 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
         ));
         for resource in &stage.resources {
             let unlisted: Vec<&Judged> = resource.unlisted().collect();
-            if unlisted.is_empty() && !(verbose && !resource.identical()) {
+            if unlisted.is_empty() && (!verbose || resource.identical()) {
                 continue;
             }
             let c = &resource.compared;
@@ -342,7 +313,10 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
                 Verdict::OnlyIstiod => "only istiod makes",
                 _ => "differs:",
             };
-            out.push_str(&format!("   {} {} {} {head}\n", resource.proxy, c.kind, c.name));
+            out.push_str(&format!(
+                "   {} {} {} {head}\n",
+                resource.proxy, c.kind, c.name
+            ));
             for judged in &resource.judged {
                 if judged.accepted.is_some() && !verbose {
                     continue;
@@ -350,7 +324,11 @@ pub(crate) fn render(report: &SuiteReport, verbose: bool) -> String {
                 if let Some(d) = &judged.diff {
                     out.push_str(&format!(
                         "     {}: builtin {}, istiod {}\n",
-                        if d.path.is_empty() { "(the whole resource)" } else { &d.path },
+                        if d.path.is_empty() {
+                            "(the whole resource)"
+                        } else {
+                            &d.path
+                        },
                         show(&d.builtin),
                         show(&d.istiod)
                     ));

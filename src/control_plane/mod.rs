@@ -12,10 +12,10 @@ pub(crate) mod istiod;
 use std::time::Duration;
 
 use crate::delivery::Refusal;
+use crate::istio_release::IstioRelease;
 use crate::mesh::AppliedConfig;
 use crate::process::Liveness;
 use crate::suite::Suite;
-use crate::istio_release::IstioRelease;
 use crate::translate::TranslateError;
 
 /// Which control plane a local run uses.

@@ -117,15 +117,6 @@ impl Registry {
         });
         services.chain(workloads).collect()
     }
-
-    /// [`Registry::as_istio_objects`] as one multi-document YAML file (each document JSON,
-    /// which is YAML).
-    pub(crate) fn as_istio_manifests(&self) -> String {
-        self.as_istio_objects()
-            .iter()
-            .map(|object| format!("{object}\n---\n"))
-            .collect()
-    }
 }
 
 impl ProxyWorkloads {

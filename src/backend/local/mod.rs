@@ -24,7 +24,6 @@ use crate::backend::{
 use crate::control_plane::builtin::Builtin;
 use crate::control_plane::istiod::{Istiod, IstiodStart, ProxyIdentity};
 use crate::control_plane::{AnyControlPlane, ControlPlane, ControlPlaneKind, ConvergeError};
-use crate::sds::SdsServer;
 use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
@@ -33,6 +32,7 @@ use crate::mesh::{AppliedConfig, ProxyRole, Registry, Workload};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::origin::{Origin, OriginConfig, RunPki};
 use crate::process::Liveness;
+use crate::sds::SdsServer;
 use crate::suite::{CommandLine, Suite};
 use crate::translate::{ProxyWorkloads, TranslateError};
 use crate::xds::XdsServer;
@@ -299,7 +299,7 @@ async fn start_sds(run_ca_pem: &str) -> Result<SdsServer, StartError> {
         .map_err(environment("the mesh's certificates"))?;
     let secrets = identity
         .secrets()
-        .validation_context(local_network::SYSTEM_ROOTS_SECRET, run_ca_pem);
+        .validation_context(crate::sds::file_root("system"), run_ca_pem);
     SdsServer::start(secrets)
         .await
         .map_err(environment("starting the SDS server"))
@@ -388,9 +388,12 @@ impl LocalBackend {
             .await
         {
             Ok(()) => Ok(()),
-            Err(ConvergeError::Refused(refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)))) => {
-                Err(StartError::mesh("the proxies did not take the baseline", refusal))
-            }
+            Err(ConvergeError::Refused(
+                refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)),
+            )) => Err(StartError::mesh(
+                "the proxies did not take the baseline",
+                refusal,
+            )),
             Err(other) => Err(StartError::environment(
                 "the proxies did not take the baseline",
                 other,
@@ -422,12 +425,13 @@ impl LocalBackend {
             change.await?;
             return self.converge(config).await;
         };
+        let applied = crate::control_plane::istiod::applied_objects(&config);
         let before = istiod
-            .before(&config)
+            .before(&applied)
             .await
             .map_err(|e| StepError::ControlPlane(e.to_string()))?;
         change.await?;
-        let result = istiod.converge_after(before, &config, ACK_TIMEOUT).await;
+        let result = istiod.converge_after(before, applied, ACK_TIMEOUT).await;
         self.converged(config, result, started)
     }
 
@@ -445,8 +449,32 @@ impl LocalBackend {
             }),
             Err(ConvergeError::Translate(e)) => Err(StepError::Translate(e)),
             Err(ConvergeError::Refused(refusal)) => Err(StepError::Refused(self.with_log(refusal))),
-            Err(other) => Err(StepError::ControlPlane(other.to_string())),
+            Err(other) => Err(StepError::ControlPlane(format!(
+                "{other}{}",
+                self.sds_note()
+            ))),
         }
+    }
+
+    /// What the SDS server saw go wrong, for a change that did not come into force: a secret
+    /// Envoy asked for and nobody holds keeps its cluster warming; a NACK says why.
+    fn sds_note(&self) -> String {
+        let Some(sds) = &self.sds else {
+            return String::new();
+        };
+        let mut note = String::new();
+        let unknown = sds.unknown();
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|(_, name)| name.clone()).collect();
+            note.push_str(&format!(
+                "; Envoy asked for secrets the SDS server does not hold: {}",
+                names.join(", ")
+            ));
+        }
+        for nack in sds.nacks() {
+            note.push_str(&format!("; {nack}"));
+        }
+        note
     }
 
     /// A proxy that gave no answer: add what its log ends with.
@@ -647,6 +675,9 @@ impl Backend for LocalBackend {
                 process.pid(),
                 process.log_path().display()
             ));
+        }
+        if let AnyControlPlane::Istiod(istiod) = &self.control_plane {
+            out.push_str(&istiod.access());
         }
         if let Some(origin) = &self.origin {
             out.push_str(&format!(

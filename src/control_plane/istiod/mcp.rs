@@ -126,7 +126,11 @@ impl McpState {
     }
 
     /// One request of `stream`; the responses it calls for.
-    pub(crate) fn request(&mut self, stream: u64, request: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+    pub(crate) fn request(
+        &mut self,
+        stream: u64,
+        request: DiscoveryRequest,
+    ) -> Vec<DiscoveryResponse> {
         let type_url = request.type_url.clone();
         let known = self
             .streams
@@ -202,7 +206,9 @@ impl McpState {
             .flat_map(|(stream, subs)| {
                 subs.iter().filter_map(|(url, sub)| {
                     let kind = sub.kind.as_ref()?;
-                    changed.contains(kind).then(|| (*stream, url.clone(), kind.clone()))
+                    changed
+                        .contains(kind)
+                        .then(|| (*stream, url.clone(), kind.clone()))
                 })
             })
             .collect();
@@ -254,10 +260,6 @@ impl McpState {
 
     pub(crate) fn nacks(&self) -> &[McpNack] {
         &self.nacks
-    }
-
-    pub(crate) fn version(&self) -> u64 {
-        self.version
     }
 }
 
@@ -380,10 +382,6 @@ impl McpServer {
             })
     }
 
-    pub(crate) fn version(&self) -> u64 {
-        self.shared.lock().0.version()
-    }
-
     pub(crate) async fn shutdown(mut self) {
         self.shared.stopping.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -461,7 +459,9 @@ impl AggregatedDiscoveryService for McpService {
         &self,
         _request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented("istiod's MCP client speaks state-of-the-world ADS"))
+        Err(Status::unimplemented(
+            "istiod's MCP client speaks state-of-the-world ADS",
+        ))
     }
 }
 
@@ -508,7 +508,10 @@ mod tests {
         // Not taken: nothing acknowledged yet, and Gateway never asked for.
         let waiting = state.taken().unwrap_err();
         assert!(waiting.contains("Gateway: not asked for"), "{waiting}");
-        assert!(waiting.contains("ServiceEntry: change 1 not acknowledged"), "{waiting}");
+        assert!(
+            waiting.contains("ServiceEntry: change 1 not acknowledged"),
+            "{waiting}"
+        );
     }
 
     #[test]

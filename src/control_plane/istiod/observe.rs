@@ -76,6 +76,11 @@ impl Istiod {
         }
     }
 
+    /// istiod's HTTP (debug) address.
+    pub(crate) fn http(&self) -> SocketAddr {
+        self.http
+    }
+
     async fn get(&self, addr: SocketAddr, path: &str) -> Result<String, ObserveError> {
         let url = format!("http://{addr}{path}");
         let response = self
@@ -135,7 +140,11 @@ impl Istiod {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|c| c["@type"].as_str().is_some_and(|t| t.ends_with(".ClustersConfigDump")))
+            .filter(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with(".ClustersConfigDump"))
+            })
             .find_map(|c| c["versionInfo"].as_str().and_then(push_counter))
             .ok_or_else(|| error(&path, "no versionInfo in the dump"))
     }
@@ -232,9 +241,16 @@ mod tests {
         let seen = pushes(log);
         assert_eq!(
             seen.refusals,
-            vec![(0, "service entry port name http-port already defined".to_string())]
+            vec![(
+                0,
+                "service entry port name http-port already defined".to_string()
+            )]
         );
-        assert!(pushes("2026-12-02T00:30:00Z\tinfo\tadsc\tReceived\n").refusals.is_empty());
+        assert!(
+            pushes("2026-12-02T00:30:00Z\tinfo\tadsc\tReceived\n")
+                .refusals
+                .is_empty()
+        );
     }
 
     #[test]
@@ -243,7 +259,9 @@ mod tests {
         let seen = pushes(log);
         assert_eq!(seen.refusals.len(), 1);
         assert!(
-            seen.refusals[0].1.starts_with("cannot parse proto message for bad: unknown value"),
+            seen.refusals[0]
+                .1
+                .starts_with("cannot parse proto message for bad: unknown value"),
             "{:?}",
             seen.refusals
         );

@@ -57,8 +57,7 @@ impl IstioProtos {
     /// The definitions of `release`'s `istio.io/api`, downloading the module when it is missing
     /// and Go is there.
     pub(crate) fn for_release(release: &IstioRelease) -> Result<IstioProtos, ProtosError> {
-        let dir = api_module_dir(release.api_version)?;
-        IstioProtos::compile(&dir)
+        IstioProtos::compile(&api_module_dir(release.api_version)?)
     }
 
     /// Compile the definitions in an `istio.io/api` checkout.
@@ -67,8 +66,8 @@ impl IstioProtos {
             dir: dir.to_path_buf(),
             message: e.to_string(),
         };
-        let mut compiler =
-            protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")]).map_err(failed)?;
+        let mut compiler = protox::Compiler::new([dir.to_path_buf(), dir.join("common-protos")])
+            .map_err(failed)?;
         compiler.include_imports(true);
         compiler.open_files(PROTO_FILES).map_err(failed)?;
         Ok(IstioProtos {
@@ -76,20 +75,122 @@ impl IstioProtos {
         })
     }
 
-    /// `spec` as the message of `kind` (`ServiceEntry`, …), packed in an `Any`.
-    pub(crate) fn encode_spec(&self, kind: &str, spec: &Value) -> Result<Any, String> {
+    /// `spec` as istiod writes it back: through the message of `kind`, with every field at its
+    /// default left out, so that `mode: DISABLE` and no `mode` read the same.
+    pub(crate) fn canonical(&self, kind: &str, spec: &Value) -> Result<Value, String> {
+        let message = self.message(kind, spec)?;
+        let options = prost_reflect::SerializeOptions::new().skip_default_fields(true);
+        message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(|e| format!("{kind}: {e}"))
+    }
+
+    fn message(&self, kind: &str, spec: &Value) -> Result<DynamicMessage, String> {
         let name = format!("{PACKAGE}.{kind}");
         let descriptor = self
             .pool
             .get_message_by_name(&name)
             .ok_or_else(|| format!("no message {name} in istio.io/api"))?;
-        let message = DynamicMessage::deserialize(descriptor, spec)
-            .map_err(|e| format!("{kind} spec does not fit {name}: {e}"))?;
+        let mut spec = spec.clone();
+        go_durations(&descriptor, &mut spec);
+        DynamicMessage::deserialize(descriptor, &spec)
+            .map_err(|e| format!("{kind} spec does not fit {name}: {e}"))
+    }
+
+    /// `spec` as the message of `kind` (`ServiceEntry`, …), packed in an `Any`.
+    pub(crate) fn encode_spec(&self, kind: &str, spec: &Value) -> Result<Any, String> {
+        let message = self.message(kind, spec)?;
         Ok(Any {
-            type_url: format!("type.googleapis.com/{name}"),
+            type_url: format!("type.googleapis.com/{PACKAGE}.{kind}"),
             value: message.encode_to_vec(),
         })
     }
+}
+
+/// Istio's YAML takes durations as Go writes them (`1ms`, `1h30m`), where proto3 JSON has only
+/// seconds (`0.001s`): every `google.protobuf.Duration` in `value` is rewritten to seconds. What
+/// is not a Go duration is left alone, for the decoder to refuse.
+fn go_durations(message: &prost_reflect::MessageDescriptor, value: &mut Value) {
+    let Value::Object(fields) = value else { return };
+    for (key, field_value) in fields.iter_mut() {
+        let Some(field) = message
+            .get_field_by_json_name(key)
+            .or_else(|| message.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let prost_reflect::Kind::Message(inner) = field.kind() else {
+            continue;
+        };
+        let mut each = |v: &mut Value| {
+            if inner.full_name() == "google.protobuf.Duration" {
+                if let Some(seconds) = v.as_str().and_then(go_duration_seconds) {
+                    *v = Value::String(seconds);
+                }
+            } else {
+                go_durations(&inner, v);
+            }
+        };
+        if field.is_map() {
+            if let Value::Object(entries) = field_value {
+                // A map's entries are messages of key and value; only the value can hold one.
+                if let Some(value_field) = inner.get_field_by_name("value")
+                    && let prost_reflect::Kind::Message(value_message) = value_field.kind()
+                {
+                    entries
+                        .values_mut()
+                        .for_each(|v| go_durations(&value_message, v));
+                }
+            }
+        } else if field.is_list() {
+            if let Value::Array(items) = field_value {
+                items.iter_mut().for_each(&mut each);
+            }
+        } else {
+            each(field_value);
+        }
+    }
+}
+
+/// A Go duration (`1h30m`, `1.5s`, `100ms`, `10us`) as proto3 JSON seconds (`5400s`).
+fn go_duration_seconds(text: &str) -> Option<String> {
+    let mut rest = text.trim();
+    let negative = rest.starts_with('-');
+    rest = rest.trim_start_matches(['-', '+']);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        nanos += number * scale;
+    }
+    let nanos = nanos.round() as i128;
+    let (seconds, fraction) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    let sign = if negative { "-" } else { "" };
+    Some(if fraction == 0 {
+        format!("{sign}{seconds}s")
+    } else {
+        let digits = format!("{fraction:09}");
+        format!("{sign}{seconds}.{}s", digits.trim_end_matches('0'))
+    })
 }
 
 /// One object as istiod's MCP client takes it.
@@ -149,6 +250,13 @@ struct McpMetadata {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// Where `release`'s `istio.io/api` is, downloading it when Go can, its definitions checked.
+pub(crate) fn api_dir(release: &IstioRelease) -> Result<PathBuf, ProtosError> {
+    let dir = api_module_dir(release.api_version)?;
+    IstioProtos::compile(&dir)?;
+    Ok(dir)
+}
+
 /// Where the Go module cache holds `istio.io/api@version`, downloading it when Go can.
 fn api_module_dir(version: &str) -> Result<PathBuf, ProtosError> {
     let cache = module_cache();
@@ -170,7 +278,12 @@ fn api_module_dir(version: &str) -> Result<PathBuf, ProtosError> {
     };
     // Outside any module, so no go.mod of the user's is read or written.
     let output = std::process::Command::new(go)
-        .args(["mod", "download", "-json", &format!("{API_MODULE}@{version}")])
+        .args([
+            "mod",
+            "download",
+            "-json",
+            &format!("{API_MODULE}@{version}"),
+        ])
         .current_dir(std::env::temp_dir())
         .env("GO111MODULE", "on")
         .output()
@@ -224,7 +337,10 @@ mod tests {
             "resolution": "DNS",
         });
         let any = protos.encode_spec("ServiceEntry", &spec).unwrap();
-        assert_eq!(any.type_url, "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry");
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/istio.networking.v1alpha3.ServiceEntry"
+        );
         // Decoded back by its descriptor, the message says what the YAML said.
         let descriptor = protos
             .pool
@@ -238,8 +354,42 @@ mod tests {
         let typo = serde_json::json!({"hosts": ["a"], "resolutoin": "DNS"});
         let refused = protos.encode_spec("ServiceEntry", &typo).unwrap_err();
         assert!(refused.contains("resolutoin"), "{refused}");
-        let bad_enum = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
+        let bad_enum =
+            serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPEL"}}});
         assert!(protos.encode_spec("DestinationRule", &bad_enum).is_err());
+    }
+
+    #[test]
+    fn a_default_spelled_out_and_one_left_out_read_the_same() {
+        let Some(protos) = protos() else { return };
+        let spelled = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "DISABLE"}}, "exportTo": []});
+        let left_out = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {}}});
+        assert_eq!(
+            protos.canonical("DestinationRule", &spelled).unwrap(),
+            protos.canonical("DestinationRule", &left_out).unwrap()
+        );
+        let other = serde_json::json!({"host": "a", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}});
+        assert_ne!(
+            protos.canonical("DestinationRule", &other).unwrap(),
+            protos.canonical("DestinationRule", &left_out).unwrap()
+        );
+    }
+
+    #[test]
+    fn go_durations_become_seconds() {
+        assert_eq!(go_duration_seconds("1ms").as_deref(), Some("0.001s"));
+        assert_eq!(go_duration_seconds("1h30m").as_deref(), Some("5400s"));
+        assert_eq!(go_duration_seconds("2.5s").as_deref(), Some("2.5s"));
+        assert_eq!(go_duration_seconds("3s").as_deref(), Some("3s"));
+        assert_eq!(go_duration_seconds("100us").as_deref(), Some("0.0001s"));
+        assert_eq!(go_duration_seconds("abc"), None);
+        assert_eq!(go_duration_seconds("5x"), None);
+        assert_eq!(go_duration_seconds(""), None);
+        let Some(protos) = protos() else { return };
+        let vs = serde_json::json!({"hosts": ["a"], "http": [{"timeout": "1ms", "retries": {"perTryTimeout": "2m"}}]});
+        let canonical = protos.canonical("VirtualService", &vs).unwrap();
+        assert_eq!(canonical["http"][0]["timeout"], "0.001s");
+        assert_eq!(canonical["http"][0]["retries"]["perTryTimeout"], "120s");
     }
 
     #[test]
@@ -273,6 +423,9 @@ mod tests {
             looked: Some(PathBuf::from("/nowhere")),
         };
         let text = error.to_string();
-        assert!(text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"), "{text}");
+        assert!(
+            text.contains("go mod download istio.io/api@v9.9.9") && text.contains("/nowhere"),
+            "{text}"
+        );
     }
 }
