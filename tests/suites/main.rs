@@ -5,6 +5,7 @@
 //! A libtest-mimic harness (`harness = false`): trials list, filter and run like libtest's, so
 //! `cargo test`, `cargo nextest run`, `--list` and `--exact` all work.
 
+mod apiserver;
 mod bad_input;
 mod cleanup;
 mod failing;
@@ -26,6 +27,7 @@ fn main() {
         .collect();
     suites.sort();
     trials.extend(istiod::trials(&suites));
+    trials.extend(apiserver::trials(&suites));
     for suite in suites {
         let name = suite
             .file_stem()
