@@ -5,10 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::ApiserverSpec;
 use super::server::{ApiServer, ApiServerStart};
 use super::workloads;
 use crate::backend::kind::cluster::{self, ClusterError};
-use crate::istio::{IstioObject, load_manifests};
+use crate::backend::{Backend, BackendSpec, StepError};
+use crate::istio::{IstioObject, ObjectKey, load_manifests};
 use crate::istio_release::IstioRelease;
 use crate::kube_release::{binaries_for_tests, istio_crds};
 
@@ -116,4 +118,89 @@ async fn the_api_server_refuses_simpel_in_its_own_words() {
             "pid {pid} outlived the shutdown"
         );
     }
+}
+
+/// What a run of this backend needs, found or built as `run --backend apiserver` finds them, or
+/// `None` (the reason printed) where they cannot be had here.
+fn spec_for_tests() -> Option<ApiserverSpec> {
+    use crate::envoy::locate::Lookup;
+    use crate::istio_release::{IstioTool, IstioToolError, ToolLookup};
+    let (kube_apiserver, etcd) = binaries_for_tests()?;
+    let release = IstioRelease::default_release();
+    let mut notify = |note: &str| eprintln!("{note}");
+    let istiod =
+        match ToolLookup::from_env().find_or_build(IstioTool::PilotDiscovery, release, &mut notify)
+        {
+            Ok(found) => found,
+            Err(e @ IstioToolError::Unavailable { .. }) => {
+                eprintln!("skipped: {e}");
+                return None;
+            }
+            Err(e) => panic!("istiod for tests: {e}"),
+        };
+    let envoy = Lookup::from_env()
+        .find_or_install_version(release.envoy_version, &mut notify)
+        .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Some(ApiserverSpec {
+        envoy,
+        release,
+        pilot_discovery: istiod.path,
+        kube_apiserver: kube_apiserver.path,
+        etcd: etcd.path,
+        crds: istio_crds(release).unwrap(),
+        sleep_manifest: root.join("fixtures/sleep.yaml"),
+        keep: false,
+    })
+}
+
+/// Through the backend itself, as a step applies: the tutorial's DestinationRule with its
+/// document edited to `mode: SIMPEL` after the harness parsed it (so past the harness's own
+/// validation). The API server refuses it in its own words, the step fails with them, nothing is
+/// listed; the original then applies (istiod and both Envoys take it) and deletes until gone; the
+/// shutdown leaves nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backend_gets_the_api_servers_refusal_of_simpel() {
+    let Some(spec) = spec_for_tests() else {
+        return;
+    };
+    let suite = crate::suite::load_suite(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/egress-gateway-tls-origination.yaml"),
+    )
+    .unwrap();
+    let mut backend = spec
+        .start(&suite, &mut |note| eprintln!("{note}"))
+        .await
+        .unwrap();
+    let good = fixture("04-destinationrule-originate-tls.yaml").remove(0);
+    let mut bad = good.clone();
+    bad.raw["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"] = "SIMPEL".into();
+
+    let refused = backend.apply(std::slice::from_ref(&bad)).await.unwrap_err();
+    let text = refused.to_string();
+    assert!(matches!(refused, StepError::Backend(_)), "{refused:?}");
+    assert!(
+        text.starts_with(
+            "apiserver: applying: applying DestinationRule default/originate-tls-for-edition-cnn-com ("
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"DestinationRule.networking.istio.io "originate-tls-for-edition-cnn-com" is invalid: [spec.trafficPolicy.portLevelSettings[0].tls.mode: Unsupported value: "SIMPEL": supported values: "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL""#
+        ),
+        "{text}"
+    );
+    assert_eq!(backend.resources().await.unwrap(), Vec::<ObjectKey>::new());
+
+    backend.apply(std::slice::from_ref(&good)).await.unwrap();
+    let key = good.key("default");
+    assert_eq!(backend.resources().await.unwrap(), vec![key.clone()]);
+    backend.delete(&key).await.unwrap();
+    assert_eq!(backend.resources().await.unwrap(), Vec::<ObjectKey>::new());
+    let again = backend.delete(&key).await;
+    assert!(matches!(again, Err(StepError::NotFound(_))), "{again:?}");
+
+    let report = backend.shutdown(&mut |note| eprintln!("{note}")).await;
+    assert!(report.is_clean(), "{:?}", report.leftovers);
 }
