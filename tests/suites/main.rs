@@ -10,6 +10,7 @@ mod bad_input;
 mod cleanup;
 mod failing;
 mod harness;
+mod install_check;
 mod istiod;
 mod passing;
 
@@ -28,6 +29,7 @@ fn main() {
     suites.sort();
     trials.extend(istiod::trials(&suites));
     trials.extend(apiserver::trials(&suites));
+    trials.extend(install_check::trials());
     for suite in suites {
         let name = suite
             .file_stem()

@@ -196,6 +196,31 @@ async fn the_backend_gets_the_api_servers_refusal_of_simpel() {
     backend.apply(std::slice::from_ref(&good)).await.unwrap();
     let key = good.key("default");
     assert_eq!(backend.resources().await.unwrap(), vec![key.clone()]);
+    // Server-side applied, by the kind backend's field manager.
+    let held: kube::api::Api<kube::api::DynamicObject> = kube::api::Api::namespaced_with(
+        backend.client().unwrap().clone(),
+        "default",
+        &cluster::istio_resource(key.kind, "v1alpha3"),
+    );
+    let managers: Vec<(String, String)> = held
+        .get(&key.name)
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        vec![(cluster::FIELD_MANAGER.to_string(), "Apply".to_string())]
+    );
     backend.delete(&key).await.unwrap();
     assert_eq!(backend.resources().await.unwrap(), Vec::<ObjectKey>::new());
     let again = backend.delete(&key).await;
