@@ -65,6 +65,21 @@ const CLIENT_CONTAINER: &str = "sleep";
 const PROXY_CONTAINER: &str = "istio-proxy";
 const NAME: &str = "apiserver";
 
+/// Every way this backend differs from the kind backend, by title. The README's list under "How
+/// it differs from the kind backend" has these titles, in this order.
+pub(crate) const DIFFERENCES_FROM_KIND: [&str; 10] = [
+    "No cluster",
+    "Authentication and authorization",
+    "No `istioctl install`",
+    "The egress gateway",
+    "Pods",
+    "EndpointSlices",
+    "ClusterIPs",
+    "The proxies and the client",
+    "Waiting",
+    "Clean-up",
+];
+
 /// A run on a real API server: the binaries it needs and the sample to deploy.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiserverSpec {
@@ -511,6 +526,10 @@ impl Backend for ApiserverBackend {
                 dir.path().display()
             ));
         }
+        out.push_str(&format!(
+            "how this backend differs from kind (README, \"The apiserver backend\"): {}\n",
+            DIFFERENCES_FROM_KIND.join(", ")
+        ));
         out.push_str(&self.mesh.access());
         out
     }

@@ -229,3 +229,42 @@ async fn the_backend_gets_the_api_servers_refusal_of_simpel() {
     let report = backend.shutdown(&mut |note| eprintln!("{note}")).await;
     assert!(report.is_clean(), "{:?}", report.leftovers);
 }
+
+/// The README lists every difference from the kind backend, by the same titles, in order, with
+/// the values the code uses.
+#[test]
+fn the_readme_lists_how_this_backend_differs_from_kind() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("**How it differs from the kind backend.**")
+        .nth(1)
+        .expect("the README has the list")
+        .split("\n#")
+        .next()
+        .unwrap();
+    let titles: Vec<&str> = section
+        .lines()
+        .filter_map(|line| {
+            let (number, rest) = line.trim_start().split_once(". **")?;
+            number.parse::<usize>().ok()?;
+            rest.split_once(".**").map(|(title, _)| title)
+        })
+        .collect();
+    assert_eq!(titles, super::DIFFERENCES_FROM_KIND);
+    for value in [
+        workloads::NODE,
+        workloads::NODE_IP,
+        super::server::SERVICE_CIDR,
+        workloads::GATEWAY_MANIFEST_NAME,
+    ] {
+        assert!(
+            section.contains(&format!("`{value}`")),
+            "the README does not give {value}"
+        );
+    }
+    assert!(readme.contains(&format!(
+        "field manager `{}`",
+        crate::backend::kind::cluster::FIELD_MANAGER
+    )));
+}

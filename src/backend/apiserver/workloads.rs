@@ -34,7 +34,7 @@ use crate::mesh::{KubeService, KubeServicePort, Registry, Workload};
 /// The one node, named as kind names a cluster's only node.
 pub(crate) const NODE: &str = "egress-conformance-control-plane";
 /// The node's address, as kind gives its node (the pods' `hostIP`).
-const NODE_IP: &str = "172.18.0.2";
+pub(crate) const NODE_IP: &str = "172.18.0.2";
 /// What `istioctl install --set profile=demo` makes of the egress gateway, cut down.
 pub(crate) const GATEWAY_MANIFEST: &str = include_str!("istio-egressgateway.yaml");
 pub(crate) const GATEWAY_MANIFEST_NAME: &str = "src/backend/apiserver/istio-egressgateway.yaml";
