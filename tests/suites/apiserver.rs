@@ -316,6 +316,14 @@ fn interrupted(tools: &ApiserverTools, at: &str, times: usize) -> Result<(), Fai
     if status.code() != Some(1) {
         return Err(format!("exit {status}, expected 1 (interrupted): {rest:#?}").into());
     }
+    // In the stages, the kind backend's removals take out what the run had applied.
+    let removed = "deleting ServiceEntry default/cnn, which the run applied";
+    if times == 1 && !rest.iter().any(|l| l.contains(removed)) {
+        return Err(format!("the clean-up did not say {removed:?}: {rest:#?}").into());
+    }
+    if times == 1 && !rest.iter().any(|l| l.contains("nothing left behind")) {
+        return Err(format!("the clean-up found something left: {rest:#?}").into());
+    }
     for (name, pid) in &started {
         if !gone(*pid) {
             return Err(format!("{name} (pid {pid}) outlived the interrupted run").into());

@@ -18,8 +18,10 @@
 //! every manifest, after the harness's: a refusal fails the step in the API server's words. The
 //! no-residue check lists the Istio objects from the API server.
 //!
-//! Everything it starts stops on [`Backend::shutdown`]: the mesh (its own check of what is left),
-//! then kube-apiserver, then etcd, then the API server's directory, which is checked too: no
+//! Everything it starts stops on [`Backend::shutdown`]: first the kind backend's removals, with
+//! its code and in its order (the tutorial's objects a run left, the sample, the label; the
+//! gateway, where kind uninstalls Istio), checked by listing; then the mesh (its own check of
+//! what is left), kube-apiserver, etcd and the API server's directory, which is checked too: no
 //! process, port or directory remains. Dropped without it, the guards kill what they own.
 
 pub(crate) mod server;
@@ -36,7 +38,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use self::server::{ApiServer, ApiServerStart};
-use crate::backend::kind::cluster::{self, ClusterError, ISTIO_NAMESPACE};
+use crate::backend::kind::cluster::{self, ClusterError, INJECTION_LABEL, ISTIO_NAMESPACE};
 use crate::backend::local::run_dir::RunDir;
 use crate::backend::local::{self, LocalBackend, LocalSpec, World};
 use crate::backend::{
@@ -137,8 +139,31 @@ pub(crate) struct ApiserverBackend {
     api: Option<ApiServer>,
     dir: Option<RunDir>,
     namespace: String,
+    /// Leave everything up and in place (`--keep`).
+    keep: bool,
     /// The API version each object was applied with, so a delete addresses it the same way.
     versions: BTreeMap<ObjectKey, String>,
+    /// The tutorial's objects applied and not deleted, oldest first (as the kind backend keeps
+    /// them, for the same removals).
+    applied: Vec<ObjectKey>,
+    /// What set-up put in the API server that the kind backend would remove again.
+    installed: Installed,
+}
+
+/// What set-up wrote with the kind backend's code, for its removals at shutdown.
+struct Installed {
+    /// The sleep sample's objects, in the suite's namespace, in the order applied.
+    sample: Vec<cluster::ManifestObject>,
+    /// The egress gateway's objects in `istio-system` (what `istioctl uninstall` removes on kind).
+    gateway: Vec<cluster::ManifestObject>,
+    /// Whether the injection label was added to a namespace that existed.
+    label_added: bool,
+}
+
+/// The cluster as set-up left it: the registry it holds and what the backend installed.
+struct Populated {
+    registry: Registry,
+    installed: Installed,
 }
 
 impl ApiserverSpec {
@@ -162,7 +187,7 @@ impl ApiserverSpec {
         suite: &Suite,
         dir: &Path,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<(ApiServer, Registry), (Option<ApiServer>, ApiserverError)> {
+    ) -> Result<(ApiServer, Populated), (Option<ApiServer>, ApiserverError)> {
         let api = ApiServer::start(
             ApiServerStart {
                 kube_apiserver: self.kube_apiserver.clone(),
@@ -174,7 +199,7 @@ impl ApiserverSpec {
         .await
         .map_err(|e| (None, ApiserverError::Server(e)))?;
         match self.populate(&api, suite, progress).await {
-            Ok(registry) => Ok((api, registry)),
+            Ok(populated) => Ok((api, populated)),
             Err(e) => Err((Some(api), e)),
         }
     }
@@ -184,7 +209,7 @@ impl ApiserverSpec {
         api: &ApiServer,
         suite: &Suite,
         progress: &mut dyn FnMut(&str),
-    ) -> Result<Registry, ApiserverError> {
+    ) -> Result<Populated, ApiserverError> {
         let client = api.client();
         let namespace = suite.namespace.as_str();
         let crds = workloads::apply_crds(client, &self.crds, CRD_TIMEOUT)
@@ -308,7 +333,14 @@ impl ApiserverSpec {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        Ok(registry)
+        Ok(Populated {
+            registry,
+            installed: Installed {
+                sample: sleep,
+                gateway,
+                label_added: change.labelled && !change.created,
+            },
+        })
     }
 }
 
@@ -344,7 +376,7 @@ impl BackendSpec for ApiserverSpec {
     ) -> Result<ApiserverBackend, StartError> {
         local::check_client().await?;
         let dir = RunDir::create(self.keep).map_err(ApiserverError::Dir)?;
-        let (api, registry) = match self.start_cluster(suite, dir.path(), progress).await {
+        let (api, populated) = match self.start_cluster(suite, dir.path(), progress).await {
             Ok(started) => started,
             Err((api, error)) => {
                 let report = stop(api, Some(dir), progress).await;
@@ -355,7 +387,7 @@ impl BackendSpec for ApiserverSpec {
             }
         };
         let world = World {
-            registry,
+            registry: populated.registry,
             kubernetes: Some(api.kubeconfig()),
         };
         let mesh = match LocalBackend::start(&self.mesh_spec(), suite, world, progress).await {
@@ -373,7 +405,10 @@ impl BackendSpec for ApiserverSpec {
             api: Some(api),
             dir: Some(dir),
             namespace: suite.namespace.clone(),
+            keep: self.keep,
             versions: BTreeMap::new(),
+            applied: Vec::new(),
+            installed: populated.installed,
         })
     }
 }
@@ -416,6 +451,77 @@ async fn stop(
 }
 
 impl ApiserverBackend {
+    /// What the kind backend's shutdown removes from a cluster it did not create, removed with
+    /// its code, in its order: the tutorial's objects a failed or interrupted run left (newest
+    /// first), the sample, the injection label; then what `istioctl uninstall` would take, the
+    /// gateway. Then the API server is asked whether any Istio object or the label is left.
+    /// (etcd goes next, with everything else in it; the pods and slices the harness wrote as
+    /// controllers would are left to that.)
+    async fn remove_installed(
+        &self,
+        client: &kube::Client,
+        progress: &mut dyn FnMut(&str),
+    ) -> CleanupReport {
+        let mut report = CleanupReport::default();
+        for key in self.applied.iter().rev() {
+            let version = self
+                .versions
+                .get(key)
+                .map_or(cluster::DEFAULT_API_VERSION, String::as_str);
+            progress(&format!("deleting {key}, which the run applied"));
+            match cluster::delete_istio(client, key, version, DELETE_TIMEOUT).await {
+                Ok(()) | Err(ClusterError::NotFound { .. }) => report.removed.push(key.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
+            }
+        }
+        let installed = [
+            (self.namespace.as_str(), &self.installed.sample),
+            (ISTIO_NAMESPACE, &self.installed.gateway),
+        ];
+        for (namespace, objects) in installed {
+            for object in objects.iter().rev() {
+                match cluster::delete_manifest_object(client, namespace, object).await {
+                    Ok(()) => report.removed.push(format!("{object} in {namespace}")),
+                    Err(e) => report.leftovers.push(e.to_string()),
+                }
+            }
+        }
+        if self.installed.label_added {
+            match cluster::set_injection_label(client, &self.namespace, None).await {
+                Ok(()) => report.removed.push(format!(
+                    "label istio-injection on namespace {}",
+                    self.namespace
+                )),
+                Err(e) => report.leftovers.push(e.to_string()),
+            }
+        }
+        match cluster::list_istio(client, &[&self.namespace, ISTIO_NAMESPACE]).await {
+            Ok(left) => report
+                .leftovers
+                .extend(left.iter().map(|k| format!("{k}, still in the API server"))),
+            Err(e) => report.leftovers.push(format!("listing Istio objects: {e}")),
+        }
+        if self.installed.label_added {
+            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+                kube::Api::all(client.clone());
+            match namespaces.get(&self.namespace).await {
+                Ok(ns) if kube::ResourceExt::labels(&ns).contains_key(INJECTION_LABEL) => {
+                    report.leftovers.push(format!(
+                        "label istio-injection on namespace {}",
+                        self.namespace
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => report.leftovers.push(format!(
+                    "reading namespace {}: {}",
+                    self.namespace,
+                    cluster::api_message(&e)
+                )),
+            }
+        }
+        report
+    }
+
     fn client(&self) -> Result<&kube::Client, BackendError> {
         self.api
             .as_ref()
@@ -448,22 +554,32 @@ impl Backend for ApiserverBackend {
         for object in objects {
             config.apply(object.clone(), &namespace);
         }
+        // Recorded before each request: a run interrupted while one is in flight may have applied
+        // it, and the removals at shutdown take a missing object as removed.
+        let (applied, versions) = (&mut self.applied, &mut self.versions);
         let change = async {
             for object in objects {
-                cluster::apply_istio(&client, object, &namespace)
-                    .await
-                    .map_err(|e| StepError::Backend(backend_error("applying", e)))?;
+                let key = object.key(&namespace);
+                let new = !applied.contains(&key);
+                if new {
+                    applied.push(key.clone());
+                }
+                let result = cluster::apply_istio(&client, object, &namespace).await;
+                match result {
+                    Ok(()) => {
+                        versions.insert(key, cluster::version_of(&object.api_version).to_string());
+                    }
+                    Err(e) => {
+                        if new {
+                            applied.retain(|k| k != &key);
+                        }
+                        return Err(StepError::Backend(backend_error("applying", e)));
+                    }
+                }
             }
             Ok(())
         };
-        let report = self.mesh.converge_with(config, change).await;
-        for object in objects {
-            self.versions.insert(
-                object.key(&self.namespace),
-                cluster::version_of(&object.api_version).to_string(),
-            );
-        }
-        report
+        self.mesh.converge_with(config, change).await
     }
 
     async fn delete(&mut self, key: &ObjectKey) -> Result<StepReport, StepError> {
@@ -475,9 +591,13 @@ impl Backend for ApiserverBackend {
             .to_string();
         let mut config = self.mesh.config().clone();
         config.delete(key);
+        let mut gone = false;
         let change = async {
             match cluster::delete_istio(&client, key, &version, DELETE_TIMEOUT).await {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    gone = true;
+                    Ok(())
+                }
                 Err(ClusterError::NotFound { key }) => Err(StepError::NotFound(key)),
                 Err(e) => Err(StepError::Backend(backend_error(
                     format!("deleting {key}"),
@@ -485,7 +605,12 @@ impl Backend for ApiserverBackend {
                 ))),
             }
         };
-        self.mesh.converge_with(config, change).await
+        let report = self.mesh.converge_with(config, change).await;
+        if gone {
+            self.versions.remove(key);
+            self.applied.retain(|k| k != key);
+        }
+        report
     }
 
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
@@ -535,7 +660,15 @@ impl Backend for ApiserverBackend {
     }
 
     async fn shutdown(mut self, progress: &mut dyn FnMut(&str)) -> CleanupReport {
+        // Removed while istiod and the proxies still run, as on a cluster.
+        let client = self.api.as_ref().map(|api| api.client().clone());
+        let removed = match client.filter(|_| !self.keep) {
+            Some(client) => self.remove_installed(&client, progress).await,
+            None => CleanupReport::default(),
+        };
         let mut report = self.mesh.shutdown(progress).await;
+        report.removed.extend(removed.removed);
+        report.leftovers.extend(removed.leftovers);
         let cluster = stop(self.api.take(), self.dir.take(), progress).await;
         for leftover in &cluster.leftovers {
             progress(&format!("left behind: {leftover}"));
