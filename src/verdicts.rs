@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::control_plane::istiod::headless::Headless;
-use crate::istio::parse::load_manifests;
+use crate::istio::load_manifests;
 use crate::yaml::{read_documents, to_json};
 
 /// One file's verdicts: `Ok` accepted, `Err` the reason.

@@ -232,7 +232,7 @@ fn service_entry(out: &mut Rules, spec: &FieldPath, se: &ServiceEntry) {
         out.check(&at.key("number"), port(p.number));
     }
     if matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin)
-        && se.endpoints.0.is_empty()
+        && se.endpoints.is_empty()
         && let Some((i, error)) = se
             .hosts
             .iter()

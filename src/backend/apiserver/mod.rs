@@ -49,7 +49,7 @@ use crate::control_plane::istiod::SourceChoice;
 use crate::envoy::EnvoyBinary;
 use crate::istio::{IstioObject, ObjectKey};
 use crate::istio_release::IstioRelease;
-use crate::mesh::{ProxyRole, Registry, Workload};
+use crate::mesh::{MeshSettings, ProxyRole, Registry, Workload};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::process::Liveness;
 use crate::suite::{CommandLine, Suite};
@@ -611,6 +611,20 @@ impl Backend for ApiserverBackend {
             self.applied.retain(|k| k != key);
         }
         report
+    }
+
+    async fn set_mesh(&mut self, mesh: &MeshSettings) -> Result<StepReport, StepError> {
+        // istiod reads its mesh config from a file, as in a pod (where the kubelet writes the
+        // ConfigMap there): the local mesh replaces the file and waits until it is in force.
+        self.mesh.set_mesh(mesh).await
+    }
+
+    fn time_scale(&self) -> u32 {
+        self.mesh.time_scale()
+    }
+
+    fn command_retry(&self) -> Option<Duration> {
+        self.mesh.command_retry()
     }
 
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
