@@ -1,5 +1,6 @@
 //! The suites on `--backend apiserver`: a real kube-apiserver and etcd on loopback, istiod
-//! watching them, the local Envoys. Every suite passes with nothing left behind; a broken fixture
+//! watching them, the local Envoys. Every suite passes with nothing left behind, on each
+//! supported Istio release; a broken fixture
 //! fails as on the other backends; Ctrl-C, in the stages or twice during set-up, leaves no
 //! kube-apiserver, etcd, istiod, Envoy or directory behind.
 //!
@@ -10,10 +11,11 @@
 //! `EGRESS_CONFORMANCE_SKIP_KUBE_TESTS`, nothing is looked for. Where the binaries cannot be had,
 //! the trials are ignored with setup's words as the reason.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Completion, Failed, Trial};
 
@@ -22,12 +24,13 @@ use crate::harness::{
     FIXTURES, Replay, Running, SUITE, Workspace, binary, children_named, gone, root,
 };
 
-/// The Istio release the trials run (the newest supported).
-const RELEASE: &str = "1.31";
+/// The Istio releases the suites run on, newest first; the other trials run on the newest.
+const RELEASES: [&str; 2] = ["1.31", "1.30"];
 
 /// What `setup --backend apiserver` printed: one path per tool.
 #[derive(Clone, Debug)]
 pub struct ApiserverTools {
+    release: &'static str,
     envoy: PathBuf,
     pilot_discovery: PathBuf,
     kube_apiserver: PathBuf,
@@ -38,12 +41,16 @@ fn set(var: &str) -> bool {
     std::env::var_os(var).is_some_and(|v| !v.is_empty())
 }
 
-/// `setup --backend apiserver --istio-version 1.31`, once per test process; the error is the
-/// reason to ignore the trials.
-fn tools() -> Result<ApiserverTools, String> {
-    static FOUND: OnceLock<Result<ApiserverTools, String>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
+/// `setup --backend apiserver --istio-version <release>`, once per release and test process (one
+/// at a time: a Go build takes every core); the error is the reason to ignore the trials.
+fn tools(release: &'static str) -> Result<ApiserverTools, String> {
+    static FOUND: OnceLock<Mutex<BTreeMap<&'static str, Result<ApiserverTools, String>>>> =
+        OnceLock::new();
+    let found = FOUND.get_or_init(Mutex::default);
+    let mut found = found.lock().unwrap_or_else(|e| e.into_inner());
+    found
+        .entry(release)
+        .or_insert_with(|| {
             if set("EGRESS_CONFORMANCE_SKIP_KUBE_TESTS") {
                 return Err("EGRESS_CONFORMANCE_SKIP_KUBE_TESTS is set".into());
             }
@@ -53,7 +60,7 @@ fn tools() -> Result<ApiserverTools, String> {
                 "--backend",
                 "apiserver",
                 "--istio-version",
-                RELEASE,
+                release,
             ]);
             if set("EGRESS_CONFORMANCE_NO_ISTIOD_BUILD") || set("EGRESS_CONFORMANCE_NO_KUBE_BUILD")
             {
@@ -70,7 +77,7 @@ fn tools() -> Result<ApiserverTools, String> {
                 .into_iter()
                 .flat_map(|r| r.lines().map_while(Result::ok))
             {
-                eprintln!("  [setup apiserver] {line}");
+                eprintln!("  [setup apiserver {release}] {line}");
                 said.push(line);
             }
             let output = child
@@ -96,6 +103,7 @@ fn tools() -> Result<ApiserverTools, String> {
                     .ok_or_else(|| format!("setup printed no {tool}: {stdout}"))
             };
             Ok(ApiserverTools {
+                release,
                 envoy: path_of("envoy")?,
                 pilot_discovery: path_of("pilot-discovery")?,
                 kube_apiserver: path_of("kube-apiserver")?,
@@ -115,7 +123,7 @@ impl ApiserverTools {
             .env("PILOT_DISCOVERY_BIN", &self.pilot_discovery)
             .env("KUBE_APISERVER_BIN", &self.kube_apiserver)
             .env("ETCD_BIN", &self.etcd)
-            .args(["--backend", "apiserver", "--istio-version", RELEASE]);
+            .args(["--backend", "apiserver", "--istio-version", self.release]);
         command
     }
 
@@ -137,36 +145,45 @@ impl ApiserverTools {
 /// A trial that needs the binaries: ignored with the reason when they cannot be had.
 fn with_tools(
     name: String,
+    release: &'static str,
     test: impl FnOnce(ApiserverTools) -> Result<(), Failed> + Send + 'static,
 ) -> Trial {
-    Trial::ignorable_test(name, move || match tools() {
+    Trial::ignorable_test(name, move || match tools(release) {
         Ok(tools) => test(tools).map(|()| Completion::Completed),
         Err(reason) => Ok(Completion::ignored_with(reason)),
     })
 }
 
 pub fn trials(suites: &[PathBuf]) -> Vec<Trial> {
+    let newest = RELEASES[0];
     let mut trials = Vec::new();
-    for suite in suites {
-        let name = suite
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let suite = suite.clone();
-        trials.push(with_tools(format!("apiserver::{name}"), move |t| {
-            passes(&t, &suite)
-        }));
+    for release in RELEASES {
+        for suite in suites {
+            let name = suite
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let suite = suite.clone();
+            trials.push(with_tools(
+                format!("apiserver-{release}::{name}"),
+                release,
+                move |t| passes(&t, &suite),
+            ));
+        }
     }
     trials.push(with_tools(
         "apiserver::fails::tls_mode_disable".into(),
+        newest,
         tls_disabled,
     ));
     trials.push(with_tools(
         "apiserver::cleanup::interrupted_run".into(),
+        newest,
         |t| interrupted(&t, "-- stage 2", 1),
     ));
     trials.push(with_tools(
         "apiserver::cleanup::interrupted_start_up_twice".into(),
+        newest,
         |t| interrupted(&t, "starting istiod", 2),
     ));
     trials
@@ -179,7 +196,7 @@ fn passes(tools: &ApiserverTools, suite: &Path) -> Result<(), Failed> {
     if !run.stdout.contains(header)
         || !run
             .stdout
-            .contains(&format!("istiod {RELEASE} watching it"))
+            .contains(&format!("istiod {} watching it", tools.release))
     {
         return Err(format!(
             "the run does not say it ran on the apiserver backend:\n{}",
