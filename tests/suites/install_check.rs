@@ -79,13 +79,29 @@ fn install_checked(version: &str) -> Result<Completion, Failed> {
     else {
         return Err(format!("setup printed no install check:\n{}", said()).into());
     };
-    let flags = "istioctl manifest generate --set profile=demo --set hub=docker.io/istio \
-         --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
-         --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster";
+    // The prefixes the flags ask for must be what the manifest holds, the tutorial's among them.
+    let asked: Vec<&str> = checked
+        .split(" --set ")
+        .filter_map(|arg| {
+            arg.strip_prefix("meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[")
+        })
+        .filter_map(|rest| {
+            rest.split_once("]=")
+                .map(|(_, prefix)| prefix.split(' ').next().unwrap_or(prefix))
+        })
+        .collect();
+    if !asked.contains(&"cluster.outbound") || !asked.contains(&"cluster.PassthroughCluster") {
+        return Err(format!(
+            "the install's flags do not ask for the tutorial's counters:\n{}",
+            said()
+        )
+        .into());
+    }
+    let held = format!("proxyStatsMatcher inclusionPrefixes [{}]", asked.join(", "));
     let wanted = [
-        flags,
+        "istioctl manifest generate --set profile=demo --set hub=docker.io/istio ",
         "the egress gateway's image docker.io/istio/proxyv2:",
-        "proxyStatsMatcher inclusionPrefixes [cluster.outbound, cluster.PassthroughCluster]",
+        held.as_str(),
     ];
     match wanted.iter().find(|w| !checked.contains(*w)) {
         Some(missing) => {

@@ -102,9 +102,9 @@ pub(crate) struct ApiserverSpec {
 /// Why the cluster half of the start failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiserverError {
-    #[error("creating the API server's directory")]
+    #[error("creating the API server's directory: {0}")]
     Dir(#[source] std::io::Error),
-    #[error("starting the API server")]
+    #[error("starting the API server: {0}")]
     Server(#[source] server::ApiServerError),
     #[error("{step}: {source}")]
     Cluster {
@@ -112,7 +112,7 @@ pub(crate) enum ApiserverError {
         #[source]
         source: ClusterError,
     },
-    #[error("reading the sleep sample {}", .file.display())]
+    #[error("reading the sleep sample {}: {source}", .file.display())]
     ReadManifest {
         file: PathBuf,
         #[source]

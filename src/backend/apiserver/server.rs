@@ -55,15 +55,15 @@ pub(crate) struct ApiServerStart<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiServerError {
-    #[error("writing the API server's files in {}", .dir.display())]
+    #[error("writing the API server's files in {}: {source}", .dir.display())]
     Files {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("making the API server's certificates")]
+    #[error("making the API server's certificates: {0}")]
     Certificates(#[source] rcgen::Error),
-    #[error("choosing the API server's ports")]
+    #[error("choosing the API server's ports: {0}")]
     Ports(#[source] std::io::Error),
     #[error(transparent)]
     Spawn(#[from] crate::process::ProcessError),

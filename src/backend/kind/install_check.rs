@@ -175,7 +175,7 @@ spec:
     fn an_install_with_the_gateway_the_hub_and_the_stats_passes() {
         let text = manifest(
             "docker.io/istio/proxyv2:1.31.4",
-            &["cluster.outbound", "cluster.PassthroughCluster"],
+            &STATS_INCLUSION_PREFIXES,
             "istio-egressgateway",
         );
         let found = check_install_manifest(&text).unwrap();
@@ -186,7 +186,7 @@ spec:
 
     #[test]
     fn each_missing_part_is_named() {
-        let good = ["cluster.outbound", "cluster.PassthroughCluster"];
+        let good = STATS_INCLUSION_PREFIXES;
         let err = check_install_manifest(&manifest(
             "docker.io/istio/proxyv2:1.31.4",
             &good,
@@ -213,8 +213,11 @@ spec:
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the mesh config's defaultConfig.proxyStatsMatcher.inclusionPrefixes is [cluster.outbound], \
-             expected [cluster.outbound, cluster.PassthroughCluster] (the counters the suites' traffic checks read)"
+            format!(
+                "the mesh config's defaultConfig.proxyStatsMatcher.inclusionPrefixes is [cluster.outbound], \
+                 expected [{}] (the counters the suites' traffic checks read)",
+                STATS_INCLUSION_PREFIXES.join(", ")
+            )
         );
         let err = check_install_manifest(&manifest(
             "docker.io/istio/proxyv2:1.31.4",

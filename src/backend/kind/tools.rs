@@ -431,6 +431,9 @@ pub(crate) mod tests {
             "install -y --set profile=demo --set hub=docker.io/istio \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[2]=cluster.BlackHoleCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[3]=tcp.outbound \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[4]=http.outbound \
              --context kind-x"
         );
         assert_eq!(
