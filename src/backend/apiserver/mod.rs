@@ -69,7 +69,7 @@ const NAME: &str = "apiserver";
 
 /// Every way this backend differs from the kind backend, by title. The README's list under "How
 /// it differs from the kind backend" has these titles, in this order.
-pub(crate) const DIFFERENCES_FROM_KIND: [&str; 10] = [
+pub(crate) const DIFFERENCES_FROM_KIND: [&str; 11] = [
     "No cluster",
     "Authentication and authorization",
     "No `istioctl install`",
@@ -80,6 +80,7 @@ pub(crate) const DIFFERENCES_FROM_KIND: [&str; 10] = [
     "The proxies and the client",
     "Waiting",
     "Clean-up",
+    "Istio's build",
 ];
 
 /// A run on a real API server: the binaries it needs and the sample to deploy.
