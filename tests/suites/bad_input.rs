@@ -129,7 +129,7 @@ pub fn trials() -> Vec<Trial> {
                 ws.edit(
                     &fixture_path("03-destinationrule-virtualservice-through-egress-gateway.yaml"),
                     "  - match:\n    - gateways:\n      - mesh",
-                    "  - timeout: 5s\n    match:\n    - gateways:\n      - mesh",
+                    "  - retries:\n      attempts: 3\n    match:\n    - gateways:\n      - mesh",
                 )?;
                 Ok(ws.suite())
             },
@@ -137,7 +137,7 @@ pub fn trials() -> Vec<Trial> {
                 vec![
                     "03-destinationrule-virtualservice-through-egress-gateway.yaml:21:".into(),
                     "the builtin control plane cannot translate this".into(),
-                    "spec.http[0].timeout".into(),
+                    "spec.http[0].retries".into(),
                     "--backend kind".into(),
                 ]
             },
@@ -252,7 +252,7 @@ pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
     ws.edit(
         &fixture_path("01-serviceentry-cnn.yaml"),
         "    name: http-port-for-tls-origination\n    protocol: HTTP",
-        "    name: https\n    protocol: HTTPS",
+        "    name: mongo\n    protocol: MONGO",
     )?;
     let on_kind = run_binary()?
         .args(["--backend", "kind", "--context", "no-such-context"])
@@ -276,7 +276,7 @@ pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
         .output()
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&local.stderr);
-    let line = ws.line_of(&fixture_path("01-serviceentry-cnn.yaml"), "protocol: HTTPS");
+    let line = ws.line_of(&fixture_path("01-serviceentry-cnn.yaml"), "protocol: MONGO");
     let wanted = [
         &format!("01-serviceentry-cnn.yaml:{line}:5:"),
         "spec.ports[1].protocol",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Completion, Failed};
 
 use crate::harness::{
-    Running, SUITE, Workspace, children_named, envoy_run_dir, fixture_path, gone, root, run_binary,
+    Running, Workspace, children_named, envoy_run_dir, fixture_path, gone, run_binary,
 };
 
 /// Read `lines` until one satisfies `wanted`; everything read so far comes back too.
@@ -130,8 +130,7 @@ impl Drop for KeptDir {
 /// the run's directory (logs, bootstraps, CA) stays, as promised.
 pub fn keep_until_ctrl_c() -> Result<(), Failed> {
     let mut command = run_binary()?;
-    // One suite: with several, each is kept until its own Ctrl-C.
-    command.arg("--keep").arg(root().join(SUITE));
+    command.arg("--keep");
     let mut child = Running::spawn(&mut command)?;
     let mut kept = KeptDir(None);
     let stdout = child.0.stdout.take().ok_or("no stdout")?;
