@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::backend::kind::{self, KindOptions};
+use crate::backend::apiserver::ApiserverSpec;
+use crate::backend::kind::{self, KindError, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
@@ -27,6 +28,7 @@ use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{
     IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
 };
+use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_crds};
 use crate::mesh::MeshSettings;
 use crate::report::{Junit, Recording, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
@@ -51,7 +53,9 @@ enum Command {
     Run {
         /// Suite files.
         suites: Vec<PathBuf>,
-        /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
+        /// Where to run: `local` (Envoy processes, no cluster), `kind` (a cluster with Istio) or
+        /// `apiserver` (a real kube-apiserver and etcd on loopback, istiod watching it, local
+        /// Envoys).
         #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
         backend: BackendChoice,
         #[command(flatten)]
@@ -85,10 +89,19 @@ enum Command {
         jobs: Option<usize>,
     },
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
-    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
+    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it. With
+    /// `--backend apiserver`, also kube-apiserver and etcd (built with Go, 10-20 minutes the
+    /// first time) and Istio's CRDs. With `--backend kind`, istioctl, and the install the kind
+    /// backend would run checked offline.
     Setup {
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        /// The backend to set up for.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
+        backend: BackendChoice,
+        /// kind: the cluster whose context the checked install names.
+        #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
+        cluster_name: String,
         /// Only look: build and install nothing, fail (exit 2) saying what is missing.
         #[arg(long)]
         no_build: bool,
@@ -172,6 +185,7 @@ enum IstiodConfig {
 enum BackendChoice {
     Local,
     Kind,
+    Apiserver,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -254,6 +268,63 @@ fn find_control_plane(
             ))
         }
     }
+}
+
+/// What `--backend apiserver` runs with: istiod of `--istio-version` and its Envoy,
+/// kube-apiserver, etcd and the release's CRDs; found, or with `install` built or installed.
+fn apiserver_spec(
+    plane: &ControlPlaneArgs,
+    keep: bool,
+    install: bool,
+) -> Result<ApiserverSpec, CliError> {
+    let mut notify = |note: &str| eprintln!("{note}");
+    let release = match plane.istio_version.as_deref() {
+        Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let setup = format!(
+        "egress-conformance setup --backend apiserver --istio-version {}",
+        release.name
+    );
+    let kube = KubeLookup::from_env();
+    let (istiod, envoy, kube_apiserver, etcd) = if install {
+        (
+            find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+            Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?,
+            kube.find_or_build(KubeTool::KubeApiserver, &mut notify)?,
+            kube.find_or_build(KubeTool::Etcd, &mut notify)?,
+        )
+    } else {
+        let missing = |what: String| not_set_up(&what, &setup);
+        (
+            ToolLookup::from_env()
+                .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                .ok_or_else(|| missing(format!("pilot-discovery {}", release.name)))?,
+            Lookup::from_env()
+                .find_version(release.envoy_version, &mut notify)?
+                .ok_or_else(|| missing(format!("envoy {}", release.envoy_version)))?,
+            kube.find(KubeTool::KubeApiserver, &mut notify)?
+                .ok_or_else(|| {
+                    missing(format!(
+                        "kube-apiserver {}",
+                        KubeTool::KubeApiserver.version()
+                    ))
+                })?,
+            kube.find(KubeTool::Etcd, &mut notify)?
+                .ok_or_else(|| missing(format!("etcd {}", KubeTool::Etcd.version())))?,
+        )
+    };
+    let crds = istio_crds(release)?;
+    Ok(ApiserverSpec {
+        envoy,
+        release,
+        pilot_discovery: istiod.path,
+        kube_apiserver: kube_apiserver.path,
+        etcd: etcd.path,
+        crds,
+        sleep_manifest: PathBuf::from("fixtures/sleep.yaml"),
+        keep,
+    })
 }
 
 /// istiod of `version` (default: the newest release), found or built.
@@ -350,6 +421,12 @@ enum CliError {
     Envoy(#[from] LocateError),
     #[error(transparent)]
     Istio(#[from] IstioToolError),
+    #[error(transparent)]
+    Kube(#[from] KubeToolError),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(transparent)]
+    Kind(#[from] KindError),
     #[error("{file}: {message}")]
     Compare { file: String, message: String },
     #[error("a manifest was rejected (see above)")]
@@ -371,6 +448,9 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Usage(_)
         | CliError::Envoy(_)
         | CliError::Istio(_)
+        | CliError::Kube(_)
+        | CliError::Crds(_)
+        | CliError::Kind(_)
         | CliError::Compare { .. }
         | CliError::Rejected
         | CliError::Report { .. }
@@ -500,11 +580,71 @@ pub fn main() -> ExitCode {
                         }
                         run_all(&suites, spec, &interrupts, keep, 1, &mut out).await
                     }
+                    BackendChoice::Apiserver => {
+                        if context.is_some() || artifacts.is_some() {
+                            return Err(CliError::Usage(
+                                "--context and --artifacts apply to --backend kind".into(),
+                            ));
+                        }
+                        let spec = apiserver_spec(&plane, keep, true)?;
+                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                    }
                 };
                 out.finish()?;
                 passed
             }
-            Command::Setup { plane, no_build } => {
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Apiserver,
+                no_build,
+                ..
+            } => {
+                let spec = apiserver_spec(&plane, false, !no_build)?;
+                println!("envoy {} {}", spec.envoy.version, spec.envoy.path.display());
+                println!(
+                    "pilot-discovery {} {}",
+                    spec.release.name,
+                    spec.pilot_discovery.display()
+                );
+                println!(
+                    "kube-apiserver {} {}",
+                    KubeTool::KubeApiserver.version(),
+                    spec.kube_apiserver.display()
+                );
+                println!("etcd {} {}", KubeTool::Etcd.version(), spec.etcd.display());
+                println!("istio-crds {} {}", spec.release.name, spec.crds.display());
+                let api = api_dir(spec.release).map_err(|e| CliError::Usage(e.to_string()))?;
+                println!("istio.io/api {} {}", spec.release.api_version, api.display());
+                Ok(true)
+            }
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Kind,
+                cluster_name,
+                ..
+            } => {
+                let version = plane
+                    .istio_version
+                    .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
+                let check =
+                    kind::check_install(&version, &cluster_name, &mut |n| eprintln!("{n}")).await?;
+                if let Some(note) = &check.stand_in {
+                    eprintln!("note: {note}");
+                }
+                println!("istioctl {} {}", check.version, check.istioctl.display());
+                println!(
+                    "install checked offline: istioctl {}: {} objects, the egress gateway's image {}, \
+                     proxyStatsMatcher inclusionPrefixes [{}]",
+                    check.args.join(" "),
+                    check.manifest.objects,
+                    check.manifest.egress_gateway_image,
+                    check.manifest.stats_inclusion_prefixes.join(", ")
+                );
+                Ok(true)
+            }
+            Command::Setup {
+                plane, no_build, ..
+            } => {
                 let (control_plane, envoy) = find_control_plane(&plane, !no_build)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod {

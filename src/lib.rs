@@ -13,6 +13,7 @@ mod envoy;
 mod expect;
 mod istio;
 mod istio_release;
+mod kube_release;
 mod kube_stub;
 mod local_network;
 mod mesh;

@@ -69,6 +69,7 @@ impl Headless {
                 dir: dir.path(),
                 registry: &registry,
                 source: spec.source,
+                kubernetes: None,
                 mesh,
                 namespace,
                 proxies,
