@@ -82,9 +82,9 @@ enum Command {
         /// Also write a JUnit XML report (one test case per stage) to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-        /// How many suites replay at once on the local backend, each reported whole in its
-        /// turn (default: all with the builtin control plane, one with istiod). `--keep` and
-        /// `--backend kind` replay one at a time.
+        /// How many suites replay at once, each reported whole in its turn (default: local
+        /// with the builtin control plane all of them, otherwise one). `--keep` and `--backend
+        /// kind` replay one at a time.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
     },
@@ -587,7 +587,9 @@ pub fn main() -> ExitCode {
                             ));
                         }
                         let spec = apiserver_spec(&plane, keep, true)?;
-                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                        // Each run has its own API server and istiod: one at a time unless asked.
+                        let jobs = if keep { 1 } else { jobs.unwrap_or(1) };
+                        run_all(&suites, spec, &interrupts, keep, jobs, &mut out).await
                     }
                 };
                 out.finish()?;
