@@ -514,7 +514,7 @@ async fn run_command_check<B: Backend>(
     let origin_before = backend.origin_hits().map(|h| h.len());
     let started = Instant::now();
     let output = backend.run(&check.command).await?;
-    let took = started.elapsed();
+    let took = output.took.unwrap_or_else(|| started.elapsed());
     reporter.report(&Event::CommandRan {
         command: check.command.to_string(),
         output: output.clone(),

@@ -25,4 +25,7 @@ pub struct CommandOutput {
     pub stdout: String,
     pub stderr: String,
     pub exit_code: i32,
+    /// How long the transfer took as the client itself measured it (curl's `time_total`),
+    /// where the backend can ask; without it the run's own clock measures the whole command.
+    pub took: Option<std::time::Duration>,
 }

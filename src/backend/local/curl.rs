@@ -59,10 +59,45 @@ pub(crate) async fn check_available() -> Result<(), CurlError> {
     }
 }
 
+/// What starts the line curl writes last on stderr: its own measure of the transfer.
+const TIMING_MARKER: &str = "egress-conformance-time-total ";
+
+/// curl's own `time_total`, asked for on stderr, unless the command writes its own `-w`: the
+/// time a process takes to start (much of it, on a loaded machine) is no part of what a
+/// tutorial's duration is about, and a local run multiplies what it measures by its time scale.
+fn timing_args(argv: &[String]) -> Vec<String> {
+    let writes_out = argv.iter().any(|a| {
+        a.starts_with("--write-out")
+            || (!a.starts_with("--") && a.starts_with('-') && a.contains('w'))
+    });
+    if writes_out {
+        return Vec::new();
+    }
+    vec![
+        "--write-out".into(),
+        format!("%{{stderr}}\n{TIMING_MARKER}%{{time_total}}\n"),
+    ]
+}
+
+/// Takes curl's timing line out of `stderr`, returning the time it gives.
+fn take_timing(stderr: &mut String) -> Option<Duration> {
+    let at = stderr.rfind(TIMING_MARKER)?;
+    let seconds: f64 = stderr[at + TIMING_MARKER.len()..].trim().parse().ok()?;
+    // The newline written before the marker, so that the marker starts a line.
+    let start = if stderr[..at].ends_with('\n') {
+        at - 1
+    } else {
+        at
+    };
+    stderr.truncate(start);
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
 pub(crate) async fn run(argv: &[String]) -> Result<CommandOutput, CurlError> {
     let mut command = tokio::process::Command::new(&argv[0]);
     command
         .args(&argv[1..])
+        .args(timing_args(argv))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -72,15 +107,58 @@ pub(crate) async fn run(argv: &[String]) -> Result<CommandOutput, CurlError> {
         .await
         .map_err(|_| CurlError::Timeout(COMMAND_TIMEOUT))?
         .map_err(CurlError::Wait)?;
+    let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let took = take_timing(&mut stderr);
     Ok(CommandOutput {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stderr,
         exit_code: output.status.code().unwrap_or(-1),
+        took,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn curls_own_timing_is_taken_out_of_stderr() {
+        let mut quiet = "\negress-conformance-time-total 0.153802\n".to_string();
+        assert_eq!(
+            super::take_timing(&mut quiet),
+            Some(super::Duration::from_micros(153_802))
+        );
+        assert_eq!(quiet, "");
+        let mut failed =
+            "curl: (35) wrong version number\n\negress-conformance-time-total 0.01\n".to_string();
+        assert_eq!(
+            super::take_timing(&mut failed),
+            Some(super::Duration::from_millis(10))
+        );
+        assert_eq!(failed, "curl: (35) wrong version number\n");
+        let mut none = "curl: (7) refused\n".to_string();
+        assert_eq!(super::take_timing(&mut none), None);
+        assert_eq!(none, "curl: (7) refused\n");
+    }
+
+    #[test]
+    fn a_command_with_its_own_write_out_is_left_alone() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(
+            super::timing_args(&argv(&["curl", "-sS", "-w", "%{http_code}", "http://a/"]))
+                .is_empty()
+        );
+        assert!(
+            super::timing_args(&argv(&["curl", "--write-out=%{http_code}", "http://a/"]))
+                .is_empty()
+        );
+        assert!(
+            super::timing_args(&argv(&["curl", "-sSw", "%{http_code}", "http://a/"])).is_empty()
+        );
+        assert_eq!(
+            super::timing_args(&argv(&["curl", "-sSL", "-o", "/dev/null", "http://a/"])).len(),
+            2
+        );
+    }
+
     use super::*;
 
     fn args(s: &str) -> Vec<String> {

@@ -35,6 +35,7 @@ fn seen(stdout: &str, exit_code: i32) -> CommandObservation {
             stdout: stdout.into(),
             stderr: String::new(),
             exit_code,
+            took: None,
         },
         stats_before: BTreeMap::new(),
         stats_after: BTreeMap::new(),
