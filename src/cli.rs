@@ -23,7 +23,7 @@ use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
-use crate::suite::{Suite, SuiteError, discover, load_suite};
+use crate::suite::{LoadOptions, Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
 
 #[derive(Parser)]
@@ -77,6 +77,8 @@ enum Command {
         /// Also write a JUnit XML report (one test case per stage) to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
     },
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
     /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
@@ -100,7 +102,26 @@ enum Command {
         /// With `--control-plane istiod`: the Istio release (default 1.31).
         #[arg(long, value_name = "VERSION")]
         istio_version: Option<String>,
+        #[command(flatten)]
+        input: InputArgs,
     },
+}
+
+/// What a suite may read.
+#[derive(Clone, Copy, clap::Args)]
+struct InputArgs {
+    /// Read fixtures from a directory outside the suite's repository (the directory holding
+    /// `suites/`). Fixture paths stay confined to the fixtures directory either way.
+    #[arg(long)]
+    allow_fixtures_outside_repo: bool,
+}
+
+impl InputArgs {
+    fn options(self) -> LoadOptions {
+        LoadOptions {
+            fixtures_outside_repo: self.allow_fixtures_outside_repo,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,11 +156,14 @@ fn choose_control_plane(
         }
         ControlPlaneChoice::Istiod => {
             let release = match istio_version {
-                Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+                Some(version) => {
+                    parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?
+                }
                 None => IstioRelease::default_release(),
             };
             let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-            let envoy = Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            let envoy =
+                Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
             Ok((
                 ControlPlaneKind::Istiod {
                     release,
@@ -278,8 +302,9 @@ pub fn main() -> ExitCode {
                 keep,
                 verbose,
                 junit,
+                input,
             } => {
-                let suites = load_all(suites)?;
+                let suites = load_all(suites, input.options())?;
                 let mut out = Reports::new(verbose, junit);
                 let passed = match backend {
                     BackendChoice::Local => {
@@ -312,7 +337,8 @@ pub fn main() -> ExitCode {
                 control_plane: choice,
                 istio_version,
             } => {
-                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
+                let (control_plane, envoy) =
+                    choose_control_plane(choice, istio_version.as_deref())?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod { release, binary } = &control_plane {
                     println!("pilot-discovery {} {}", release.name, binary.display());
@@ -324,9 +350,12 @@ pub fn main() -> ExitCode {
                 runs,
                 control_plane: choice,
                 istio_version,
+                input,
             } => {
-                let (control_plane, envoy) = choose_control_plane(choice, istio_version.as_deref())?;
-                bench(load_all(suites)?, runs, control_plane, envoy, &interrupts).await
+                let suites = load_all(suites, input.options())?;
+                let (control_plane, envoy) =
+                    choose_control_plane(choice, istio_version.as_deref())?;
+                bench(suites, runs, control_plane, envoy, &interrupts).await
             }
         }
     });
@@ -376,7 +405,7 @@ impl Reporter for Reports {
     }
 }
 
-fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, CliError> {
+fn load_all(paths: Vec<PathBuf>, options: LoadOptions) -> Result<Vec<Suite>, CliError> {
     let paths = if paths.is_empty() {
         let dir = PathBuf::from("suites");
         let found =
@@ -391,7 +420,7 @@ fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, CliError> {
     } else {
         paths
     };
-    paths.iter().map(|p| Ok(load_suite(p)?)).collect()
+    paths.iter().map(|p| Ok(load_suite(p, options)?)).collect()
 }
 
 /// Refuse what the backend cannot run before anything starts.

@@ -10,6 +10,7 @@ mod control_plane;
 mod delivery;
 mod envoy;
 mod expect;
+mod input;
 mod istio;
 mod istio_release;
 mod kube_stub;

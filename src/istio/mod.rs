@@ -12,5 +12,7 @@ pub(crate) mod validate;
 
 pub(crate) use api::*;
 pub(crate) use object::{IstioObject, Kind, ObjectKey, Spec};
-pub(crate) use parse::{ManifestError, load_manifests};
+#[cfg(test)]
+pub(crate) use parse::load_manifests;
+pub(crate) use parse::{ManifestError, parse_manifests_in};
 pub(crate) use protocol::Protocol;

@@ -6,34 +6,35 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::istio::{Kind, ManifestError, ObjectKey, load_manifests};
+use crate::input::ReadError;
+use crate::istio::{Kind, ManifestError, ObjectKey, parse_manifests_in};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
 use crate::yaml::{self, FieldError, FieldPath};
 
+use super::confine::{ConfineError, Fixtures, LoadOptions};
 use super::model::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("{file}: cannot read suite: {source}")]
-    Io {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read suite: {0}")]
+    Read(#[source] ReadError),
     #[error(transparent)]
     Field(#[from] Box<FieldError>),
-    #[error("{file}:{line}: {message}")]
+    #[error("{}:{line}: {message}", .file.display())]
     Invalid {
         file: PathBuf,
         line: usize,
         message: String,
     },
-    #[error("{file}:{line}: fixture {fixture} does not exist")]
-    MissingFixture {
+    /// A fixture (or the fixtures directory) the suite may not read, or that cannot be read.
+    #[error("{}:{line}: {source}", .file.display())]
+    Path {
         file: PathBuf,
         line: usize,
-        fixture: PathBuf,
+        #[source]
+        source: ConfineError,
     },
-    #[error("{file}:{line}: in fixture: {source}")]
+    #[error("{}:{line}: in fixture: {source}", .file.display())]
     Fixture {
         file: PathBuf,
         line: usize,
@@ -207,15 +208,16 @@ impl RawExpected {
 }
 
 /// Read and validate a suite and every fixture it names.
-pub fn load_suite(file: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(file).map_err(|source| SuiteError::Io {
-        file: file.to_path_buf(),
-        source,
-    })?;
-    parse_suite(file, &text)
+pub(crate) fn load_suite(file: &Path, options: LoadOptions) -> Result<Suite, SuiteError> {
+    let text = crate::input::read_text(file, file).map_err(SuiteError::Read)?;
+    parse_suite(file, &text, options)
 }
 
-pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
+pub(crate) fn parse_suite(
+    file: &Path,
+    text: &str,
+    options: LoadOptions,
+) -> Result<Suite, SuiteError> {
     let invalid = |line: usize, message: String| SuiteError::Invalid {
         file: file.to_path_buf(),
         line,
@@ -236,7 +238,15 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
     // Where a part of the suite is written, for its errors.
     let line_of = |path: &FieldPath| yaml::locate(&root, path).key.line;
     let stages_path = FieldPath::default().key("stages");
-    let fixtures = file.parent().unwrap_or(Path::new(".")).join(&raw.fixtures);
+    let confined = |line: usize| {
+        move |source: ConfineError| SuiteError::Path {
+            file: file.to_path_buf(),
+            line,
+            source,
+        }
+    };
+    let fixtures = Fixtures::resolve(file, &raw.fixtures, options)
+        .map_err(confined(line_of(&FieldPath::default().key("fixtures"))))?;
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
         let at = line_of(&FieldPath::default().key("commands").key(name));
@@ -280,18 +290,13 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         let mut steps = Vec::new();
         for (i, apply) in raw_stage.apply.iter().enumerate() {
             let step_line = line_of(&stage_path.key("apply").index(i));
-            let path = fixtures.join(apply);
-            if !path.is_file() {
-                return Err(SuiteError::MissingFixture {
+            let (path, text) = fixtures.read(apply).map_err(confined(step_line))?;
+            let objects = parse_manifests_in(&path, &text, &raw.namespace).map_err(|source| {
+                SuiteError::Fixture {
                     file: file.to_path_buf(),
                     line: step_line,
-                    fixture: path,
-                });
-            }
-            let objects = load_manifests(&path).map_err(|source| SuiteError::Fixture {
-                file: file.to_path_buf(),
-                line: step_line,
-                source: Box::new(source),
+                    source: Box::new(source),
+                }
             })?;
             present.extend(objects.iter().map(|o| o.key(&raw.namespace)));
             steps.push(Step::Apply {
@@ -310,12 +315,7 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         }
         if let Some(delete_file) = &raw_stage.delete_file {
             let step_line = line_of(&stage_path.key("delete_file"));
-            let path = fixtures.join(delete_file);
-            let text = std::fs::read_to_string(&path).map_err(|_| SuiteError::MissingFixture {
-                file: file.to_path_buf(),
-                line: step_line,
-                fixture: path.clone(),
-            })?;
+            let (path, text) = fixtures.read(delete_file).map_err(confined(step_line))?;
             for (n, command) in text.lines().enumerate() {
                 let command = command.trim();
                 if command.is_empty() || command.starts_with('#') {

@@ -1,7 +1,9 @@
 //! Suites: a tutorial's stages and expectations as data (see the README's "Suite format").
 
+mod confine;
 mod load;
 mod model;
 
+pub(crate) use confine::LoadOptions;
 pub(crate) use load::{SuiteError, discover, load_suite};
 pub use model::*;

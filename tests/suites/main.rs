@@ -97,6 +97,10 @@ fn main() {
         "bad_input::kind_runs_what_builtin_cannot",
         bad_input::kind_runs_what_builtin_cannot,
     ));
+    trials.push(Trial::test(
+        "bad_input::fixtures_outside_repo_when_allowed",
+        bad_input::fixtures_outside_repo_when_allowed,
+    ));
     trials.extend(bad_input::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use super::api::{DestinationRule, Gateway, ServiceEntry, VirtualService};
 use super::object::{IstioObject, Kind, SourceRef, Spec, UntranslatedField};
 use super::validate::{self, Violation};
+use crate::input::ReadError;
 use crate::yaml::{self, FieldError, FieldPath, Node, Yaml};
 
 /// The `apiVersion`s accepted for the four kinds.
@@ -29,14 +30,15 @@ const API_VERSIONS: [&str; 3] = [
 /// Why a manifest could not be turned into Istio objects.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ManifestError {
-    #[error("{}: cannot read manifest: {source}", .file.display())]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Not a readable regular file of UTF-8 text.
+    #[error(transparent)]
+    Read(#[from] ReadError),
 
-    #[error("{}: no objects in the manifest (kubectl apply refuses an empty file)", .file.display())]
+    /// Nothing but comments and blank lines, as `kubectl apply -f` refuses it.
+    #[error(
+        "{}:1: no objects passed to apply: the manifest is empty or only comments (kubectl apply -f refuses it)",
+        .file.display()
+    )]
     Empty { file: PathBuf },
 
     /// Malformed YAML, a duplicate key, an unknown or missing field, a value of the wrong shape.
@@ -72,19 +74,31 @@ pub(crate) enum ManifestError {
     },
 }
 
-/// Reads `file` and parses it with [`parse_manifests`].
+/// Reads `file` and parses it with [`parse_manifests`] (the suite loader reads fixtures itself,
+/// confined to the suite's fixtures directory).
+#[cfg(test)]
 pub(crate) fn load_manifests(file: &Path) -> Result<Vec<IstioObject>, ManifestError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_text(file, file)?;
     parse_manifests(file, &text)
 }
 
-/// Parses `text`, a stream of Istio objects read from `file` (used in errors and in each
-/// object's [`SourceRef`]). Empty documents are skipped, but a file with none is refused; the
-/// first error ends parsing.
+/// [`parse_manifests_in`] the namespace `kubectl` applies to by default, `default`.
 pub(crate) fn parse_manifests(file: &Path, text: &str) -> Result<Vec<IstioObject>, ManifestError> {
+    parse_manifests_in(file, text, DEFAULT_NAMESPACE)
+}
+
+/// The namespace `kubectl` applies to when neither the manifest nor the suite names one.
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
+
+/// Parses `text`, a stream of Istio objects read from `file` (used in errors and in each
+/// object's [`SourceRef`]) and applied in `namespace` unless an object names its own (Istio's
+/// rules about `exportTo` and credentials depend on it). Empty documents are skipped, but a file
+/// with none is refused; the first error ends parsing.
+pub(crate) fn parse_manifests_in(
+    file: &Path,
+    text: &str,
+    namespace: &str,
+) -> Result<Vec<IstioObject>, ManifestError> {
     let documents = yaml::read_documents(file, text)?;
     if documents.is_empty() {
         return Err(ManifestError::Empty {
@@ -93,7 +107,7 @@ pub(crate) fn parse_manifests(file: &Path, text: &str) -> Result<Vec<IstioObject
     }
     documents
         .into_iter()
-        .map(|document| decode_document(file, document))
+        .map(|document| decode_document(file, document, namespace))
         .collect()
 }
 
@@ -124,7 +138,11 @@ struct Metadata {
     annotations: BTreeMap<String, String>,
 }
 
-fn decode_document(file: &Path, document: Node) -> Result<IstioObject, ManifestError> {
+fn decode_document(
+    file: &Path,
+    document: Node,
+    _namespace: &str,
+) -> Result<IstioObject, ManifestError> {
     let root = FieldPath::default();
     if !matches!(document.value, Yaml::Map(_)) {
         return Err(FieldError::invalid(
