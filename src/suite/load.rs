@@ -11,6 +11,7 @@ use crate::istio::{Kind, ManifestError, ObjectKey, parse_manifests_in};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
 use crate::yaml::{self, FieldError, FieldPath};
 
+use super::command::{self, CommandError, parse_command};
 use super::confine::{ConfineError, Fixtures, LoadOptions};
 use super::model::*;
 
@@ -33,6 +34,15 @@ pub enum SuiteError {
         line: usize,
         #[source]
         source: ConfineError,
+    },
+    /// A command the whitelist refuses, at the word that is refused.
+    #[error("{}:{line}:{column}: commands.{name}: {error}", .file.display())]
+    Command {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        name: String,
+        error: CommandError,
     },
     #[error("{}:{line}: in fixture: {source}", .file.display())]
     Fixture {
@@ -249,15 +259,17 @@ pub(crate) fn parse_suite(
         .map_err(confined(line_of(&FieldPath::default().key("fixtures"))))?;
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
-        let at = line_of(&FieldPath::default().key("commands").key(name));
-        let argv =
-            shell_words::split(line).map_err(|e| invalid(at, format!("commands.{name}: {e}")))?;
-        if argv.first().map(String::as_str) != Some("curl") {
-            return Err(invalid(
-                at,
-                format!("commands.{name}: only curl commands are supported, got {line:?}"),
-            ));
-        }
+        let at = yaml::locate(&root, &FieldPath::default().key("commands").key(name));
+        let argv = parse_command(line).map_err(|error| {
+            let (line, column) = command::position_of(text, at.key, at.value, &error);
+            SuiteError::Command {
+                file: file.to_path_buf(),
+                line,
+                column,
+                name: name.clone(),
+                error,
+            }
+        })?;
         commands.insert(
             name.clone(),
             CommandLine {

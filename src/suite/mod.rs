@@ -1,5 +1,6 @@
 //! Suites: a tutorial's stages and expectations as data (see the README's "Suite format").
 
+mod command;
 mod confine;
 mod load;
 mod model;

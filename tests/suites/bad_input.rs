@@ -108,6 +108,32 @@ fn fixture_01(ws: &Workspace, text: &[u8]) -> Result<PathBuf, Failed> {
 
 const FIXTURE_01: &str = "01-serviceentry-cnn.yaml";
 
+/// The suite's `politics` command replaced by `command`, refused at `word` (its line and
+/// column) for `reason`.
+fn command_instead(
+    ws: &Workspace,
+    command: &str,
+    word: &str,
+    reason: &str,
+) -> Result<Case, Failed> {
+    let tutorial = "politics: curl -sL -o /dev/null -D - http://edition.cnn.com/politics";
+    ws.edit(SUITE, tutorial, &format!("politics: {command}"))?;
+    let line = ws.line_of(SUITE, &format!("politics: {command}"));
+    let text = std::fs::read_to_string(ws.suite()).map_err(|e| e.to_string())?;
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.find(&format!(" {word}")).map(|i| i + 2))
+        .or_else(|| text.lines().nth(line - 1)?.find(word).map(|i| i + 1))
+        .ok_or("the word is not on its line")?;
+    Ok(Case::suite(ws.suite()).wants([
+        format!(
+            "egress-gateway-tls-origination.yaml:{line}:{column}: commands.politics: `{word}`: "
+        ),
+        reason.to_string(),
+    ]))
+}
+
 pub fn trials() -> Vec<Trial> {
     type Edit = fn(&Workspace) -> Result<Case, Failed>;
     let cases: Vec<(&'static str, Edit)> = vec![
@@ -341,6 +367,58 @@ pub fn trials() -> Vec<Trial> {
                     "egress-gateway-tls-origination.yaml:8:1: duplicate key `namespace`".into(),
                 ])
                 .refuses_to_say("DuplicateKeyPolicy"))
+        }),
+        // Commands: a whitelist of curl, named at the refused word.
+        ("command-writes-a-file", |ws| {
+            command_instead(
+                ws,
+                "curl -s -o /tmp/x http://edition.cnn.com/politics",
+                "/tmp/x",
+                "may write only to standard output",
+            )
+        }),
+        ("command-file-url", |ws| {
+            command_instead(
+                ws,
+                "curl -s file:///etc/hostname",
+                "file:///etc/hostname",
+                "http:// and https:// URLs only",
+            )
+        }),
+        ("command-output-and-file-url", |ws| {
+            command_instead(
+                ws,
+                "curl -o /tmp/y file:///etc/hostname",
+                "/tmp/y",
+                "never a file",
+            )
+        }),
+        ("command-semicolon", |ws| {
+            command_instead(
+                ws,
+                "curl -s http://edition.cnn.com/politics; id",
+                "http://edition.cnn.com/politics;",
+                "shell syntax (`;` ends a command)",
+            )
+        }),
+        ("command-substitution", |ws| {
+            command_instead(
+                ws,
+                "curl -s $(id) http://edition.cnn.com/politics",
+                "$(id)",
+                "shell syntax (`$` expands",
+            )
+        }),
+        ("command-backticks", |ws| {
+            command_instead(
+                ws,
+                "curl -s `id` http://edition.cnn.com/politics",
+                "`id`",
+                "shell syntax (a backtick runs a command)",
+            )
+        }),
+        ("command-not-curl", |ws| {
+            command_instead(ws, "ls -la", "ls", "only curl commands are supported")
         }),
     ];
     cases
