@@ -31,7 +31,12 @@ impl fmt::Display for CommandError {
 /// command's value starts at `value` and belongs to the key at `key`; the word is looked for in
 /// the value's text, which runs on while lines are indented deeper than the key. A word YAML
 /// escaping has changed beyond recognition is reported at the value's start.
-pub(crate) fn position_of(text: &str, key: Pos, value: Pos, error: &CommandError) -> (usize, usize) {
+pub(crate) fn position_of(
+    text: &str,
+    key: Pos,
+    value: Pos,
+    error: &CommandError,
+) -> (usize, usize) {
     let fallback = (value.line, value.column.max(1));
     if error.word.is_empty() || value.line == 0 {
         return fallback;
@@ -223,12 +228,12 @@ fn check_value(value: Value, option: &str, word: &Word) -> Result<(), CommandErr
                 "{option} may write only to standard output (`-`) or /dev/null, never a file"
             )),
         },
-        Value::Header if text.starts_with('@') => {
-            refuse(format!("{option} @file reads a local file; write the header itself"))
-        }
-        Value::WriteOut if text.starts_with('@') => {
-            refuse(format!("{option} @file reads a local file; write the format itself"))
-        }
+        Value::Header if text.starts_with('@') => refuse(format!(
+            "{option} @file reads a local file; write the header itself"
+        )),
+        Value::WriteOut if text.starts_with('@') => refuse(format!(
+            "{option} @file reads a local file; write the format itself"
+        )),
         Value::WriteOut if text.contains("%output{") => {
             refuse(format!("{option} %output{{...}} writes a local file"))
         }
@@ -446,7 +451,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            ok("curl -s -o /dev/null -D - -H 'Host: edition.cnn.com' http://istio-egressgateway.istio-system.svc.cluster.local:443/politics")[7],
+            ok(
+                "curl -s -o /dev/null -D - -H 'Host: edition.cnn.com' http://istio-egressgateway.istio-system.svc.cluster.local:443/politics"
+            )[7],
             "Host: edition.cnn.com"
         );
         ok("curl -sSI https://www.google.com");
@@ -462,14 +469,32 @@ mod tests {
         assert_eq!(error.word, "/tmp/x");
         assert_eq!(error.offset, 11);
         assert!(error.reason.contains("standard output"), "{error}");
-        assert_eq!(refused("curl -so/tmp/x http://a.example.com/").word, "-so/tmp/x");
-        assert_eq!(refused("curl -D out.txt http://a.example.com/").word, "out.txt");
-        for option in ["-O", "--remote-name", "-K", "--config", "--stderr", "-T", "--trace"] {
+        assert_eq!(
+            refused("curl -so/tmp/x http://a.example.com/").word,
+            "-so/tmp/x"
+        );
+        assert_eq!(
+            refused("curl -D out.txt http://a.example.com/").word,
+            "out.txt"
+        );
+        for option in [
+            "-O",
+            "--remote-name",
+            "-K",
+            "--config",
+            "--stderr",
+            "-T",
+            "--trace",
+        ] {
             let error = refused(&format!("curl {option} x http://a.example.com/"));
             assert_eq!(error.word, option);
             assert!(error.reason.contains("not allowed"), "{error}");
         }
-        assert!(refused("curl -H @/etc/passwd http://a.example.com/").reason.contains("@file"));
+        assert!(
+            refused("curl -H @/etc/passwd http://a.example.com/")
+                .reason
+                .contains("@file")
+        );
         assert!(
             refused("curl -w '%output{/tmp/x}%{http_code}' http://a.example.com/")
                 .reason
@@ -487,7 +512,10 @@ mod tests {
         let error = refused("curl -o /tmp/y file:///etc/hostname");
         assert_eq!(error.word, "/tmp/y");
         let error = refused("curl file:///etc/hostname");
-        assert_eq!((error.word.as_str(), error.offset), ("file:///etc/hostname", 5));
+        assert_eq!(
+            (error.word.as_str(), error.offset),
+            ("file:///etc/hostname", 5)
+        );
         for url in [
             "ftp://a.example.com/",
             "HTTP://a.example.com/",
@@ -506,7 +534,11 @@ mod tests {
     #[test]
     fn shell_syntax_is_refused_naming_the_word() {
         for (text, word, offset) in [
-            ("curl http://a.example.com/; rm -rf /", "http://a.example.com/;", 5),
+            (
+                "curl http://a.example.com/; rm -rf /",
+                "http://a.example.com/;",
+                5,
+            ),
             ("curl http://a.example.com/ && ls", "&&", 27),
             ("curl http://a.example.com/ | grep x", "|", 27),
             ("curl $(id) http://a.example.com/", "$(id)", 5),
@@ -517,14 +549,22 @@ mod tests {
             ("curl -s\nls http://a.example.com/", "-s", 5),
         ] {
             let error = refused(text);
-            assert_eq!((error.word.as_str(), error.offset), (word, offset), "{text}");
+            assert_eq!(
+                (error.word.as_str(), error.offset),
+                (word, offset),
+                "{text}"
+            );
             assert!(error.reason.starts_with("shell syntax"), "{text}: {error}");
         }
         // Quoted, the same characters are curl's.
         ok("curl -H 'x: a;b|c$(d)`e`' http://a.example.com/");
         ok("curl -H \"x: a;b|c\" http://a.example.com/");
         ok("curl 'http://a.example.com/?q=a&b=c'");
-        assert!(refused("curl 'http://a.example.com/").reason.contains("unterminated"));
+        assert!(
+            refused("curl 'http://a.example.com/")
+                .reason
+                .contains("unterminated")
+        );
     }
 
     #[test]
@@ -536,17 +576,29 @@ mod tests {
             reason: String::new(),
         };
         let pos = |line, column| Pos { line, column };
-        assert_eq!(position_of(text, pos(2, 3), pos(2, 6), &error("/tmp/x")), (2, 14));
-        assert_eq!(position_of(text, pos(3, 3), pos(3, 6), &error("/tmp/y")), (5, 8));
+        assert_eq!(
+            position_of(text, pos(2, 3), pos(2, 6), &error("/tmp/x")),
+            (2, 14)
+        );
+        assert_eq!(
+            position_of(text, pos(3, 3), pos(3, 6), &error("/tmp/y")),
+            (5, 8)
+        );
         // Not beyond the value: reported at its start.
-        assert_eq!(position_of(text, pos(2, 3), pos(2, 6), &error("stages")), (2, 6));
+        assert_eq!(
+            position_of(text, pos(2, 3), pos(2, 6), &error("stages")),
+            (2, 6)
+        );
     }
 
     #[test]
     fn only_curl() {
         let error = refused("ls -la");
         assert_eq!((error.word.as_str(), error.offset), ("ls", 0));
-        assert_eq!(refused("/usr/bin/curl http://a.example.com/").word, "/usr/bin/curl");
+        assert_eq!(
+            refused("/usr/bin/curl http://a.example.com/").word,
+            "/usr/bin/curl"
+        );
         assert!(refused("").reason.contains("empty"));
     }
 }
