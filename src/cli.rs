@@ -225,9 +225,9 @@ fn exit_code(error: &CliError) -> u8 {
     }
 }
 
-/// Ctrl-C and SIGTERM, counted from the moment the runtime starts. Each call of
-/// [`Interrupts::next`] waits for one interrupt nobody has waited for yet, so an interrupt that
-/// arrives before anyone waits is not lost.
+/// Ctrl-C and SIGTERM, counted from the first instruction of [`main`] (`crate::signals`). Each
+/// call of [`Interrupts::next`] waits for one interrupt nobody has waited for yet, so an
+/// interrupt that arrives before anyone waits — even before the runtime starts — is not lost.
 #[derive(Clone)]
 struct Interrupts {
     seen: watch::Receiver<u64>,
@@ -236,21 +236,8 @@ struct Interrupts {
 
 impl Interrupts {
     fn install() -> std::io::Result<Interrupts> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let (count, seen) = watch::channel(0u64);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = int.recv() => {},
-                    _ = term.recv() => {},
-                }
-                count.send_modify(|n| *n += 1);
-            }
-        });
         Ok(Interrupts {
-            seen,
+            seen: crate::signals::watch()?,
             taken: Rc::new(Cell::new(0)),
         })
     }
@@ -275,6 +262,8 @@ impl Interrupts {
 
 /// The binary's entry point.
 pub fn main() -> ExitCode {
+    // First: from here on an interrupt is counted, and ends the run with the documented code.
+    let signals = crate::signals::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -286,7 +275,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let interrupts = Interrupts::install()
+        let interrupts = signals
+            .and_then(|()| Interrupts::install())
             .map_err(|e| CliError::Usage(format!("installing the signal handlers: {e}")))?;
         let cli = Cli::parse();
         match cli.command {

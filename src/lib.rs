@@ -24,6 +24,7 @@ mod report;
 mod runner;
 mod sds;
 mod session;
+mod signals;
 mod suite;
 mod translate;
 mod wait;

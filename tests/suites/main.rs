@@ -78,6 +78,10 @@ fn main() {
         cleanup::interrupted_start_up,
     ));
     trials.push(Trial::test(
+        "cleanup::interrupted_at_once",
+        cleanup::interrupted_at_once,
+    ));
+    trials.push(Trial::test(
         "cleanup::keep_until_ctrl_c",
         cleanup::keep_until_ctrl_c,
     ));
