@@ -353,3 +353,68 @@ pub fn interrupted_at_once() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// The next run sweeps the directories earlier runs could not remove: one whose owner's pid is
+/// now a live process of another program, one whose pid is reused (another start time), one
+/// that never named an owner and is old; it keeps a kept one and a fresh unowned one.
+pub fn stale_run_dirs_are_swept() -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    let tmp = ws.path("tmp");
+    let dir = |name: &str, owner: Option<String>| -> Result<PathBuf, Failed> {
+        let path = tmp.join(name);
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        if let Some(owner) = owner {
+            std::fs::write(path.join("owner.pid"), owner).map_err(|e| e.to_string())?;
+        }
+        Ok(path)
+    };
+    let mut unrelated = std::process::Command::new("cat")
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let other_program = dir("egress-conformance-other", Some(unrelated.id().to_string()))?;
+    // This test process, as if an earlier run had had its pid: the start time differs.
+    let reused = dir(
+        "egress-conformance-reused",
+        Some(format!(
+            "{}\n1\n/nonexistent/egress-conformance\n",
+            std::process::id()
+        )),
+    )?;
+    let unowned_old = dir("egress-conformance-unowned-old", None)?;
+    let old = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&unowned_old)
+        .status()
+        .map_err(|e| e.to_string())?;
+    let unowned_fresh = dir("egress-conformance-unowned-fresh", None)?;
+    let kept = dir("egress-conformance-kept", Some("4294967294".into()))?;
+    std::fs::write(kept.join("kept"), "").map_err(|e| e.to_string())?;
+    let run = run_binary()?
+        .env("TMPDIR", &tmp)
+        .arg(ws.suite())
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    let run = run?;
+    if !old.success() || run.status.code() != Some(0) {
+        return Err(format!(
+            "touch {old}, run {}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout)
+        )
+        .into());
+    }
+    for gone in [&other_program, &reused, &unowned_old] {
+        if gone.exists() {
+            return Err(format!("{} was not swept", gone.display()).into());
+        }
+    }
+    for stays in [&unowned_fresh, &kept] {
+        if !stays.exists() {
+            return Err(format!("{} was swept", stays.display()).into());
+        }
+    }
+    Ok(())
+}

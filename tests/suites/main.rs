@@ -82,6 +82,10 @@ fn main() {
         cleanup::interrupted_at_once,
     ));
     trials.push(Trial::test(
+        "cleanup::stale_run_dirs_are_swept",
+        cleanup::stale_run_dirs_are_swept,
+    ));
+    trials.push(Trial::test(
         "cleanup::keep_until_ctrl_c",
         cleanup::keep_until_ctrl_c,
     ));
