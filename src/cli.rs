@@ -410,7 +410,19 @@ fn load_all(paths: Vec<PathBuf>, options: LoadOptions) -> Result<Vec<Suite>, Cli
     } else {
         paths
     };
-    paths.iter().map(|p| Ok(load_suite(p, options)?)).collect()
+    let suites: Vec<Suite> = paths
+        .iter()
+        .map(|p| load_suite(p, options))
+        .collect::<Result<_, _>>()?;
+    // What Istio accepts with a warning, as kubectl prints it; the run goes on.
+    for warning in suites
+        .iter()
+        .flat_map(|s| s.all_objects())
+        .flat_map(|o| &o.warnings)
+    {
+        eprintln!("warning: {warning}");
+    }
+    Ok(suites)
 }
 
 /// Refuse what the backend cannot run before anything starts.

@@ -108,6 +108,46 @@ fn fixture_01(ws: &Workspace, text: &[u8]) -> Result<PathBuf, Failed> {
 
 const FIXTURE_01: &str = "01-serviceentry-cnn.yaml";
 
+/// `fixture`, as edited, is refused by Istio's validation with `message` at the line of
+/// `marker` (its first line) and `column`; on the kind backend too, before any cluster is asked.
+fn istio_refuses(
+    ws: &Workspace,
+    fixture: &str,
+    marker: &str,
+    column: usize,
+    message: &str,
+) -> Result<Case, Failed> {
+    let first = marker.split('\n').next().unwrap_or(marker);
+    let text =
+        std::fs::read_to_string(ws.path(&fixture_path(fixture))).map_err(|e| e.to_string())?;
+    let at = text
+        .find(marker)
+        .ok_or_else(|| format!("{fixture} has no {marker:?}"))?;
+    let line = text[..at].matches('\n').count() + 1 + first.matches('\n').count();
+    let apply = format!("apply: [{fixture}]");
+    let wanted = [
+        format!(
+            "egress-gateway-tls-origination.yaml:{}: in fixture: ",
+            ws.line_of(SUITE, &apply)
+        ),
+        format!("{fixture}:{line}:{column}: {message}"),
+    ];
+    // The kind backend refuses it the same way, before it looks for the cluster.
+    let on_kind = run_binary()?
+        .args(["--backend", "kind", "--context", "no-such-context"])
+        .arg(ws.suite())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&on_kind.stderr);
+    if on_kind.status.code() != Some(2)
+        || stderr.contains("no-such-context")
+        || !wanted.iter().all(|w| stderr.contains(w.as_str()))
+    {
+        return Err(format!("kind: exit {:?}: {stderr}", on_kind.status.code()).into());
+    }
+    Ok(Case::suite(ws.suite()).wants(wanted))
+}
+
 /// The suite's `politics` command replaced by `command`, refused at `word` (its line and
 /// column) for `reason`.
 fn command_instead(
@@ -368,6 +408,76 @@ pub fn trials() -> Vec<Trial> {
                 ])
                 .refuses_to_say("DuplicateKeyPolicy"))
         }),
+        // Istio's validation, on every backend, before anything starts.
+        ("istio-duplicate-port-name", |ws| {
+            ws.edit(
+                &fixture_path(FIXTURE_01),
+                "name: http-port-for-tls-origination",
+                "name: http-port",
+            )?;
+            istio_refuses(
+                ws,
+                FIXTURE_01,
+                "name: http-port\n    protocol: HTTP\n  resolution",
+                5,
+                "ServiceEntry cnn: spec.ports[1].name: service entry port name \"http-port\" already defined",
+            )
+        }),
+        ("istio-duplicate-port-number", |ws| {
+            ws.edit(&fixture_path(FIXTURE_01), "number: 443", "number: 80")?;
+            istio_refuses(
+                ws,
+                FIXTURE_01,
+                "number: 80\n    name: http-port-for",
+                5,
+                "ServiceEntry cnn: spec.ports[1].number: service entry port 80 already defined",
+            )
+        }),
+        ("istio-port-policy-without-port", |ws| {
+            let fixture = "04-destinationrule-originate-tls.yaml";
+            ws.edit(
+                &fixture_path(fixture),
+                "    - port:\n        number: 443\n      tls:",
+                "    - tls:",
+            )?;
+            istio_refuses(
+                ws,
+                fixture,
+                "- tls:",
+                7,
+                "DestinationRule originate-tls-for-edition-cnn-com: spec.trafficPolicy.portLevelSettings[0].port: portTrafficPolicy must have valid port",
+            )
+        }),
+        ("istio-gateway-port-without-name", |ws| {
+            let fixture = "02-gateway-istio-egressgateway.yaml";
+            ws.edit(
+                &fixture_path(fixture),
+                "      name: http-port-for-tls-origination\n",
+                "",
+            )?;
+            istio_refuses(
+                ws,
+                fixture,
+                "- port:",
+                5,
+                "Gateway istio-egressgateway: spec.servers[0].port.name: port name must be set: number:443  protocol:\"HTTP\"",
+            )
+        }),
+        ("istio-total-weight-zero", |ws| {
+            let fixture = "03-destinationrule-virtualservice-through-egress-gateway.yaml";
+            ws.edit(
+                &fixture_path(fixture),
+                "        port:\n          number: 443\n      weight: 100\n  - match:",
+                "        port:\n          number: 443\n      weight: 0\n    - destination:\n        host: edition.cnn.com\n      weight: 0\n  - match:",
+            )?;
+            istio_refuses(
+                ws,
+                fixture,
+                "    route:",
+                5,
+                "VirtualService direct-cnn-through-egress-gateway: spec.http[0].route: total destination weight = 0",
+            )
+        }),
         // Commands: a whitelist of curl, named at the refused word.
         ("command-writes-a-file", |ws| {
             command_instead(
@@ -431,6 +541,41 @@ pub fn trials() -> Vec<Trial> {
             })
         })
         .collect()
+}
+
+/// What Istio accepts with a warning is printed as kubectl prints it, and the run goes on (here
+/// to the missing Envoy).
+pub fn istio_warnings_are_printed() -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    let fixture = "03-destinationrule-virtualservice-through-egress-gateway.yaml";
+    ws.edit(
+        &fixture_path(fixture),
+        "  gateways:\n  - istio-egressgateway\n  - mesh",
+        "  gateways:\n  - istio-egressgateway.istio-system\n  - mesh",
+    )?;
+    let line = ws.line_of(&fixture_path(fixture), "- istio-egressgateway.istio-system");
+    let output = binary()
+        .arg("run")
+        .arg(ws.suite())
+        .env("ENVOY_BIN", "/nonexistent/envoy")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let wanted = format!(
+        "/{fixture}:{line}:5: VirtualService direct-cnn-through-egress-gateway: spec.gateways[0]: using legacy gatewayName format \"istio-egressgateway.istio-system\"; prefer the <namespace>/<name> format: \"istio-system/istio-egressgateway\"",
+    );
+    if output.status.code() != Some(2)
+        || !stderr.starts_with("warning: ")
+        || !stderr.contains(&wanted)
+        || !stderr.contains("ENVOY_BIN points to /nonexistent/envoy")
+    {
+        return Err(format!(
+            "exit {:?}, wanted {wanted:?} then the Envoy error: {stderr}",
+            output.status.code()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// `--allow-fixtures-outside-repo` lets a suite read fixtures from elsewhere, still only from

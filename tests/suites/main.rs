@@ -106,6 +106,10 @@ fn main() {
         bad_input::kind_runs_what_builtin_cannot,
     ));
     trials.push(Trial::test(
+        "bad_input::istio_warnings_are_printed",
+        bad_input::istio_warnings_are_printed,
+    ));
+    trials.push(Trial::test(
         "bad_input::fixtures_outside_repo_when_allowed",
         bad_input::fixtures_outside_repo_when_allowed,
     ));

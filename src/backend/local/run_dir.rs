@@ -153,7 +153,7 @@ fn sweep(temp: &Path, grace: Duration) -> Vec<(PathBuf, Stale)> {
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|modified| modified.elapsed().ok());
-                if !age.is_some_and(|age| age > grace) {
+                if age.is_none_or(|age| age <= grace) {
                     continue;
                 }
                 Stale::Unowned

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::api::{DestinationRule, Gateway, ServiceEntry, VirtualService};
 use super::object::{IstioObject, Kind, SourceRef, Spec, UntranslatedField};
-use super::validate::{self, Violation};
+use super::validate::{self, Finding, Report};
 use crate::input::ReadError;
 use crate::yaml::{self, FieldError, FieldPath, Node, Yaml};
 
@@ -63,14 +63,20 @@ pub(crate) enum ManifestError {
         api_version: String,
     },
 
-    /// A manifest Istio's validation rejects, in Istio's words.
-    #[error("{at}: {kind} {name}: {path}: {message}")]
+    /// A manifest Istio's validation (or the API server's schema) refuses, in Istio's words:
+    /// the first finding, then any others, each at its place.
+    #[error("{at}: {kind} {name}: {path}: {message}{}", more_lines(.more))]
     Invalid {
         at: String,
         kind: Kind,
         name: String,
         path: String,
         message: String,
+        /// The other findings, `file:line:column: path: message` each (boxed: the error stays
+        /// small on the happy path).
+        more: Box<[String]>,
+        /// Everything the rules found.
+        report: Box<Report>,
     },
 }
 
@@ -83,11 +89,13 @@ pub(crate) fn load_manifests(file: &Path) -> Result<Vec<IstioObject>, ManifestEr
 }
 
 /// [`parse_manifests_in`] the namespace `kubectl` applies to by default, `default`.
+#[cfg(test)]
 pub(crate) fn parse_manifests(file: &Path, text: &str) -> Result<Vec<IstioObject>, ManifestError> {
     parse_manifests_in(file, text, DEFAULT_NAMESPACE)
 }
 
 /// The namespace `kubectl` applies to when neither the manifest nor the suite names one.
+#[cfg(test)]
 pub(crate) const DEFAULT_NAMESPACE: &str = "default";
 
 /// Parses `text`, a stream of Istio objects read from `file` (used in errors and in each
@@ -141,7 +149,7 @@ struct Metadata {
 fn decode_document(
     file: &Path,
     document: Node,
-    _namespace: &str,
+    namespace: &str,
 ) -> Result<IstioObject, ManifestError> {
     let root = FieldPath::default();
     if !matches!(document.value, Yaml::Map(_)) {
@@ -223,17 +231,50 @@ fn decode_document(
             .collect(),
         source,
         raw,
+        warnings: Vec::new(),
     };
-    if let Some(Violation { path, message }) = validate::first_error(&object) {
+    let report = validate::check(&object, namespace);
+    let at = |finding: &Finding| object.source.at(&finding.path);
+    if report.refused() {
+        // Istio's own errors when it has any; else the schema's.
+        let findings = if report.errors.is_empty() {
+            &report.schema
+        } else {
+            &report.errors
+        };
+        let first = &findings[0];
         return Err(ManifestError::Invalid {
-            at: object.source.at(&path),
+            at: at(first),
             kind,
             name: object.name.clone(),
-            path: path.to_string(),
-            message,
+            path: first.path.to_string(),
+            message: first.message.clone(),
+            more: findings[1..]
+                .iter()
+                .map(|f| format!("{}: {}: {}", at(f), f.path, f.message))
+                .collect(),
+            report: Box::new(report),
         });
     }
-    Ok(object)
+    let warnings = report
+        .warnings
+        .iter()
+        .map(|w| {
+            format!(
+                "{}: {kind} {}: {}: {}",
+                at(w),
+                object.name,
+                w.path,
+                w.message
+            )
+        })
+        .collect();
+    Ok(IstioObject { warnings, ..object })
+}
+
+/// The findings after the first, one per line.
+fn more_lines(more: &[String]) -> String {
+    more.iter().map(|m| format!("\n  {m}")).collect()
 }
 
 type Decoded = (Metadata, Spec, yaml::Record);
