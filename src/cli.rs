@@ -17,14 +17,22 @@ use tokio::sync::watch;
 use crate::backend::kind::{self, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
+use crate::compare::accepted::Accepted;
+use crate::compare::{IstiodSpec, compare_suite, render};
 use crate::control_plane::ControlPlaneKind;
+use crate::control_plane::istiod::headless::Headless;
+use crate::control_plane::istiod::{SourceChoice, api_dir};
 use crate::envoy::locate::Lookup;
 use crate::envoy::{LocateError, find_or_install};
-use crate::istio_release::{IstioRelease, IstioTool, IstioToolError, find_or_build, parse_release};
+use crate::istio_release::{
+    IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
+};
+use crate::mesh::MeshSettings;
 use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{LoadOptions, Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
+use crate::verdicts;
 
 #[derive(Parser)]
 #[command(
@@ -46,18 +54,11 @@ enum Command {
         /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
         #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
         backend: BackendChoice,
-        /// local: the control plane that makes the proxies' config.
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
         /// kind: use this kubeconfig context and create no cluster.
         #[arg(long, value_name = "NAME")]
         context: Option<String>,
-        /// The Istio version. local with `--control-plane istiod`: the release of istiod to run
-        /// (1.31, the default, or 1.30), built with Go into the cache when it is not found.
-        /// kind: the version to install (istioctl of that version must be on PATH or in
-        /// $ISTIOCTL; default: the kind backend's).
-        #[arg(long, value_name = "VERSION")]
-        istio_version: Option<String>,
         /// kind: the cluster to create.
         #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
         cluster_name: String,
@@ -83,11 +84,52 @@ enum Command {
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
     /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
     Setup {
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
-        /// With `--control-plane istiod`: the Istio release (default 1.31).
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
+        /// Only look: build and install nothing, fail (exit 2) saying what is missing.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Compare the builtin translator's config with istiod's, stage by stage, for each proxy
+    /// (default: every suite under suites/). Exits 1 on a difference the accepted-differences
+    /// file does not list. Needs istiod, no Envoy.
+    Compare {
+        suites: Vec<PathBuf>,
+        /// The Istio release of istiod (default 1.31).
         #[arg(long, value_name = "VERSION")]
         istio_version: Option<String>,
+        /// How istiod is handed the Istio objects.
+        #[arg(long, value_enum, default_value_t = IstiodConfig::Mcp)]
+        istiod_config: IstiodConfig,
+        /// The accepted differences, each with its reason.
+        #[arg(long, value_name = "FILE", default_value = "accepted-differences.yaml")]
+        accepted: PathBuf,
+        /// Show accepted differences too.
+        #[arg(long, short)]
+        verbose: bool,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Judge manifest files as every run does before anything starts (the harness's reading of
+    /// Istio's validation rules) and, with `--istiod`, as istiod itself does. Exits 2 when any
+    /// file is rejected.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also hand each file, as written, to real istiod and show its verdict beside.
+        #[arg(long)]
+        istiod: bool,
+        /// With `--istiod`: the Istio release (default 1.31).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+        /// The namespace of objects that name none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Print one JSON object per file instead (`file`, `harness`, `istiod`; each verdict
+        /// `accepted` with `warnings`, or `refused` with `by`, `message` and Istio's own words).
+        #[arg(long)]
+        json: bool,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -96,12 +138,8 @@ enum Command {
         /// How many replays.
         #[arg(long, default_value_t = 10)]
         runs: usize,
-        /// The control plane to measure.
-        #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
-        control_plane: ControlPlaneChoice,
-        /// With `--control-plane istiod`: the Istio release (default 1.31).
-        #[arg(long, value_name = "VERSION")]
-        istio_version: Option<String>,
+        #[command(flatten)]
+        plane: ControlPlaneArgs,
         #[command(flatten)]
         input: InputArgs,
     },
@@ -124,6 +162,31 @@ impl InputArgs {
     }
 }
 
+/// Which control plane makes the proxies' config (local backend), and which Istio.
+#[derive(clap::Args)]
+struct ControlPlaneArgs {
+    /// local: the control plane that makes the proxies' config.
+    #[arg(long, value_enum, default_value_t = ControlPlaneChoice::Builtin)]
+    control_plane: ControlPlaneChoice,
+    /// The Istio version. local with `--control-plane istiod`: the release of istiod to run
+    /// (1.31, the default, or 1.30), built with Go into the cache when it is not found.
+    /// kind: the version to install (istioctl of that version must be on PATH or in $ISTIOCTL;
+    /// default: the kind backend's).
+    #[arg(long, value_name = "VERSION")]
+    istio_version: Option<String>,
+    /// With `--control-plane istiod`: how istiod is handed the Istio objects: `mcp` (its
+    /// xDS config source, served by the harness) or `files` (`--configDir`; istiod 1.31 waits
+    /// 250 ms after each change before it reads the directory).
+    #[arg(long, value_enum, default_value_t = IstiodConfig::Mcp)]
+    istiod_config: IstiodConfig,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IstiodConfig {
+    Mcp,
+    Files,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum BackendChoice {
     Local,
@@ -141,18 +204,33 @@ enum ControlPlaneChoice {
 /// The control plane chosen and the Envoy it runs with: the builtin one with the harness's Envoy,
 /// istiod with its binary (found or built) and the Envoy release paired with it.
 fn choose_control_plane(
-    choice: ControlPlaneChoice,
-    istio_version: Option<&str>,
+    plane: &ControlPlaneArgs,
+) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
+    find_control_plane(plane, true)
+}
+
+/// [`choose_control_plane`]; with `install` false, building and installing nothing.
+fn find_control_plane(
+    plane: &ControlPlaneArgs,
+    install: bool,
 ) -> Result<(ControlPlaneKind, crate::envoy::EnvoyBinary), CliError> {
     let mut notify = |note: &str| eprintln!("{note}");
-    match choice {
+    let istio_version = plane.istio_version.as_deref();
+    match plane.control_plane {
         ControlPlaneChoice::Builtin => {
             if let Some(version) = istio_version {
                 return Err(CliError::Usage(format!(
                     "--istio-version {version} applies to --control-plane istiod (or --backend kind)"
                 )));
             }
-            Ok((ControlPlaneKind::Builtin, envoy()?))
+            let envoy = if install {
+                envoy()?
+            } else {
+                Lookup::from_env()
+                    .find(&mut notify)?
+                    .ok_or_else(|| not_set_up("envoy", "egress-conformance setup"))?
+            };
+            Ok((ControlPlaneKind::Builtin, envoy))
         }
         ControlPlaneChoice::Istiod => {
             let release = match istio_version {
@@ -161,18 +239,115 @@ fn choose_control_plane(
                 }
                 None => IstioRelease::default_release(),
             };
-            let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?;
-            let envoy =
-                Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?;
+            let setup = format!(
+                "egress-conformance setup --control-plane istiod --istio-version {}",
+                release.name
+            );
+            let (istiod, envoy) = if install {
+                (
+                    find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+                    Lookup::from_env()
+                        .find_or_install_version(release.envoy_version, &mut notify)?,
+                )
+            } else {
+                (
+                    ToolLookup::from_env()
+                        .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("pilot-discovery {}", release.name), &setup)
+                        })?,
+                    Lookup::from_env()
+                        .find_version(release.envoy_version, &mut notify)?
+                        .ok_or_else(|| {
+                            not_set_up(&format!("envoy {}", release.envoy_version), &setup)
+                        })?,
+                )
+            };
             Ok((
                 ControlPlaneKind::Istiod {
                     release,
                     binary: istiod.path,
+                    source: source_choice(plane.istiod_config),
                 },
                 envoy,
             ))
         }
     }
+}
+
+/// istiod of `version` (default: the newest release), found or built.
+fn istiod_spec(version: Option<&str>, config: IstiodConfig) -> Result<IstiodSpec, CliError> {
+    let release = match version {
+        Some(v) => parse_release(v).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let istiod = find_or_build(IstioTool::PilotDiscovery, release, &mut |n| {
+        eprintln!("{n}")
+    })?;
+    Ok(IstiodSpec {
+        release,
+        binary: istiod.path,
+        source: source_choice(config),
+    })
+}
+
+fn not_set_up(what: &str, setup: &str) -> CliError {
+    CliError::Usage(format!(
+        "{what} is not set up (nothing was built or installed); `{setup}` does it"
+    ))
+}
+
+fn source_choice(config: IstiodConfig) -> SourceChoice {
+    match config {
+        IstiodConfig::Mcp => SourceChoice::Mcp,
+        IstiodConfig::Files => SourceChoice::Files,
+    }
+}
+
+/// `compare` over `suites`; false when any difference is unlisted.
+async fn compare_all(
+    suites: &[Suite],
+    spec: &IstiodSpec,
+    accepted: &Accepted,
+    verbose: bool,
+) -> Result<bool, CliError> {
+    let (mut total, mut identical, mut accepted_only, mut unlisted) = (0, 0, 0, 0);
+    for suite in suites {
+        println!(
+            "== {}: the builtin translator against istiod {} ({})",
+            suite.name, spec.release.name, spec.release.description
+        );
+        let report = compare_suite(suite, spec, accepted, &mut |note| println!("   · {note}"))
+            .await
+            .map_err(|e| CliError::Compare {
+                file: suite.file.display().to_string(),
+                message: e.to_string(),
+            })?;
+        print!("{}", render(&report, verbose));
+        for resource in report.resources() {
+            total += 1;
+            if resource.identical() {
+                identical += 1;
+            } else if resource.accepted_only() {
+                accepted_only += 1;
+            } else {
+                unlisted += 1;
+            }
+        }
+    }
+    println!(
+        "== compared {total} resources: {identical} identical, {accepted_only} with accepted differences only, {unlisted} with differences {} does not list",
+        accepted.file.display()
+    );
+    for entry in accepted.unused() {
+        println!(
+            "   note: {}:{}: accepted a difference none of these suites showed ({})",
+            accepted.file.display(),
+            entry.line,
+            entry.reason
+        );
+    }
+    Ok(unlisted == 0)
 }
 
 /// Why a command could not do its work.
@@ -194,6 +369,10 @@ enum CliError {
     Envoy(#[from] LocateError),
     #[error(transparent)]
     Istio(#[from] IstioToolError),
+    #[error("{file}: {message}")]
+    Compare { file: String, message: String },
+    #[error("a manifest was rejected (see above)")]
+    Rejected,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error("writing the JUnit report {}: {message}", .file.display())]
@@ -211,6 +390,8 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Usage(_)
         | CliError::Envoy(_)
         | CliError::Istio(_)
+        | CliError::Compare { .. }
+        | CliError::Rejected
         | CliError::Report { .. }
         | CliError::Session(SessionError::Start {
             source: StartError::Environment { .. },
@@ -283,9 +464,8 @@ pub fn main() -> ExitCode {
             Command::Run {
                 suites,
                 backend,
-                control_plane,
+                plane,
                 context,
-                istio_version,
                 cluster_name,
                 kind_node_image,
                 artifacts,
@@ -303,15 +483,15 @@ pub fn main() -> ExitCode {
                                 "--context and --artifacts apply to --backend kind".into(),
                             ));
                         }
-                        let (control_plane, envoy) =
-                            choose_control_plane(control_plane, istio_version.as_deref())?;
+                        let (control_plane, envoy) = choose_control_plane(&plane)?;
                         let spec = LocalSpec::new(envoy, control_plane, keep);
                         run_all(&suites, spec, &interrupts, keep, &mut out).await
                     }
                     BackendChoice::Kind => {
                         let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
                         spec.context = context;
-                        spec.istio_version = istio_version
+                        spec.istio_version = plane
+                            .istio_version
                             .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
                         spec.cluster_name = cluster_name;
                         spec.kind_node_image = kind_node_image;
@@ -323,29 +503,93 @@ pub fn main() -> ExitCode {
                 out.finish()?;
                 passed
             }
-            Command::Setup {
-                control_plane: choice,
-                istio_version,
-            } => {
-                let (control_plane, envoy) =
-                    choose_control_plane(choice, istio_version.as_deref())?;
+            Command::Setup { plane, no_build } => {
+                let (control_plane, envoy) = find_control_plane(&plane, !no_build)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
-                if let ControlPlaneKind::Istiod { release, binary } = &control_plane {
+                if let ControlPlaneKind::Istiod {
+                    release, binary, ..
+                } = &control_plane
+                {
                     println!("pilot-discovery {} {}", release.name, binary.display());
+                    let api = api_dir(release).map_err(|e| CliError::Usage(e.to_string()))?;
+                    println!("istio.io/api {} {}", release.api_version, api.display());
                 }
                 Ok(true)
+            }
+            Command::Compare {
+                suites,
+                istio_version,
+                istiod_config,
+                accepted,
+                verbose,
+                input,
+            } => {
+                let suites = load_all(suites, input.options())?;
+                let accepted =
+                    Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
+                let spec = istiod_spec(istio_version.as_deref(), istiod_config)?;
+                tokio::select! {
+                    result = compare_all(&suites, &spec, &accepted, verbose) => result,
+                    () = interrupts.next() => Err(CliError::Interrupted),
+                }
+            }
+            Command::Validate {
+                files,
+                istiod,
+                istio_version,
+                namespace,
+                json,
+            } => {
+                let mut headless = None;
+                let mut name = None;
+                if istiod {
+                    let spec = istiod_spec(istio_version.as_deref(), IstiodConfig::Mcp)?;
+                    name = Some(format!("istiod {}", spec.release.name));
+                    let started = Headless::start(
+                        &spec,
+                        &MeshSettings::default(),
+                        &namespace,
+                        None,
+                        &mut |note| eprintln!("{note}"),
+                    )
+                    .await
+                    .map_err(CliError::Usage)?;
+                    headless = Some(started);
+                }
+                let judged = tokio::select! {
+                    judged = verdicts::judge(&files, headless.as_mut(), &namespace) => judged,
+                    () = interrupts.next() => Err("interrupted".to_string()),
+                };
+                if let Some(headless) = headless {
+                    headless.shutdown().await.map_err(CliError::Usage)?;
+                }
+                let judged = judged.map_err(CliError::Usage)?;
+                if json {
+                    print!("{}", verdicts::render_json(&judged));
+                } else {
+                    print!("{}", verdicts::render(&judged, name.as_deref()));
+                }
+                if judged.iter().any(verdicts::FileVerdict::rejected) {
+                    Err(CliError::Rejected)
+                } else {
+                    Ok(true)
+                }
             }
             Command::Bench {
                 suites,
                 runs,
-                control_plane: choice,
-                istio_version,
+                plane,
                 input,
             } => {
-                let suites = load_all(suites, input.options())?;
-                let (control_plane, envoy) =
-                    choose_control_plane(choice, istio_version.as_deref())?;
-                bench(suites, runs, control_plane, envoy, &interrupts).await
+                let (control_plane, envoy) = choose_control_plane(&plane)?;
+                bench(
+                    load_all(suites, input.options())?,
+                    runs,
+                    control_plane,
+                    envoy,
+                    &interrupts,
+                )
+                .await
             }
         }
     });

@@ -55,12 +55,17 @@ enum Target {
         xds: XdsHandle,
         nodes: BTreeMap<ProxyRole, String>,
     },
+    /// No Envoy: what each proxy is given is kept, and taken as accepted at once (`compare`
+    /// takes istiod's pushes on the proxies' behalf this way). With `localize` false the local
+    /// network model is left out: nothing is to run on this machine.
+    Recorder { localize: bool },
 }
 
 #[derive(Debug)]
 struct State {
     network: LocalNetwork,
-    delivered: BTreeMap<ProxyRole, Delivered>,
+    /// By lane and proxy.
+    delivered: BTreeMap<(u8, ProxyRole), Delivered>,
     /// Each proxy's Envoy, once it runs.
     liveness: BTreeMap<ProxyRole, Liveness>,
 }
@@ -70,6 +75,8 @@ struct State {
 pub(crate) struct Delivery {
     target: Arc<Target>,
     state: Arc<Mutex<State>>,
+    /// Whose deliveries these are, when two control planes deliver through one network model.
+    lane: u8,
 }
 
 impl Delivery {
@@ -82,6 +89,16 @@ impl Delivery {
         Delivery::new(network, Target::Envoys { xds, nodes })
     }
 
+    /// Keep what each proxy is given and accept it at once; nothing runs.
+    pub(crate) fn recording(network: LocalNetwork) -> Delivery {
+        Delivery::new(network, Target::Recorder { localize: true })
+    }
+
+    /// [`Delivery::recording`] of what the control plane made, without the local network model.
+    pub(crate) fn recording_as_made(network: LocalNetwork) -> Delivery {
+        Delivery::new(network, Target::Recorder { localize: false })
+    }
+
     fn new(network: LocalNetwork, target: Target) -> Delivery {
         Delivery {
             target: Arc::new(target),
@@ -90,6 +107,16 @@ impl Delivery {
                 delivered: BTreeMap::new(),
                 liveness: BTreeMap::new(),
             })),
+            lane: 0,
+        }
+    }
+
+    /// The same delivery for a second control plane: one local network model (the same ports for
+    /// the same listeners), its own record of what each proxy was given.
+    pub(crate) fn second_lane(&self) -> Delivery {
+        Delivery {
+            lane: self.lane + 1,
+            ..self.clone()
         }
     }
 
@@ -111,16 +138,21 @@ impl Delivery {
         resources: ProxyResources,
     ) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let localized = state
-            .network
-            .localize(proxy, &resources)
-            .map_err(|source| Refusal::Localize { proxy, source })?;
-        let Target::Envoys { xds, nodes } = self.target.as_ref();
-        if let Some(node) = nodes.get(&proxy) {
+        let localized = if matches!(*self.target, Target::Recorder { localize: false }) {
+            resources.clone()
+        } else {
+            state
+                .network
+                .localize(proxy, &resources)
+                .map_err(|source| Refusal::Localize { proxy, source })?
+        };
+        if let Target::Envoys { xds, nodes } = self.target.as_ref()
+            && let Some(node) = nodes.get(&proxy)
+        {
             xds.publish(node, localized.clone());
         }
         state.delivered.insert(
-            proxy,
+            (self.lane, proxy),
             Delivered {
                 made: resources,
                 localized,
@@ -136,7 +168,10 @@ impl Delivery {
         proxy: ProxyRole,
         timeout: Duration,
     ) -> Result<(), Refusal> {
-        let Target::Envoys { xds, nodes } = self.target.as_ref();
+        let (xds, nodes) = match self.target.as_ref() {
+            Target::Envoys { xds, nodes } => (xds, nodes),
+            Target::Recorder { .. } => return Ok(()),
+        };
         let Some(node) = nodes.get(&proxy) else {
             return Err(Refusal::NoAnswer {
                 proxy,
@@ -169,7 +204,7 @@ impl Delivery {
 
     /// What `proxy` was last given.
     pub(crate) fn delivered(&self, proxy: ProxyRole) -> Option<Delivered> {
-        self.lock().delivered.get(&proxy).cloned()
+        self.lock().delivered.get(&(self.lane, proxy)).cloned()
     }
 
     /// Read the local network model (for the client's command line).

@@ -6,6 +6,7 @@
 
 mod backend;
 pub mod cli;
+mod compare;
 mod control_plane;
 mod delivery;
 mod envoy;
@@ -27,6 +28,7 @@ mod session;
 mod signals;
 mod suite;
 mod translate;
+mod verdicts;
 mod wait;
 mod xds;
 mod yaml;

@@ -71,6 +71,7 @@ pub(crate) fn file_root(path: &str) -> String {
     format!("{FILE_ROOT_PREFIX}{path}")
 }
 
+#[cfg(test)]
 /// The `sds_config` istiod writes into every SDS reference: SotW gRPC to [`SDS_CLUSTER`], v3.
 pub(crate) fn config_source() -> Value {
     json!({
@@ -189,6 +190,7 @@ impl Secrets {
         self
     }
 
+    #[cfg(test)]
     /// The names held, sorted.
     pub(crate) fn names(&self) -> Vec<&str> {
         self.by_name.keys().map(String::as_str).collect()
@@ -558,6 +560,7 @@ impl SdsServer {
         self.addr
     }
 
+    #[cfg(test)]
     /// `(node id, secret name)` for every secret sent, one entry per secret per response, in the
     /// order sent. The node id is empty for a client that never named its node.
     pub(crate) fn served(&self) -> Vec<(String, String)> {
@@ -575,6 +578,7 @@ impl SdsServer {
         self.shared.record().nacks.clone()
     }
 
+    #[cfg(test)]
     /// Changes with every request handled, for `Wait::on_change` on the accessors above.
     pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.shared.changed.subscribe()
@@ -621,20 +625,24 @@ impl fmt::Debug for MeshIdentity {
 }
 
 impl MeshIdentity {
+    #[cfg(test)]
     pub(crate) fn spiffe_id(&self) -> &str {
         &self.spiffe_id
     }
 
+    #[cfg(test)]
     /// The mesh root certificate, PEM: what `ROOTCA` trusts.
     pub(crate) fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
+    #[cfg(test)]
     /// The workload certificate then the root, PEM, as istiod's CA answers a CSR.
     pub(crate) fn chain_pem(&self) -> &str {
         &self.chain_pem
     }
 
+    #[cfg(test)]
     /// The workload's private key, PKCS#8 PEM.
     pub(crate) fn key_pem(&self) -> &str {
         &self.key_pem

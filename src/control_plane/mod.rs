@@ -12,10 +12,10 @@ pub(crate) mod istiod;
 use std::time::Duration;
 
 use crate::delivery::Refusal;
+use crate::istio_release::IstioRelease;
 use crate::mesh::AppliedConfig;
 use crate::process::Liveness;
 use crate::suite::Suite;
-use crate::istio_release::IstioRelease;
 use crate::translate::TranslateError;
 
 /// Which control plane a local run uses.
@@ -28,6 +28,8 @@ pub(crate) enum ControlPlaneKind {
     Istiod {
         release: &'static IstioRelease,
         binary: std::path::PathBuf,
+        /// How istiod is handed the Istio objects.
+        source: istiod::SourceChoice,
     },
 }
 
@@ -35,7 +37,9 @@ impl ControlPlaneKind {
     pub(crate) fn name(&self) -> String {
         match self {
             ControlPlaneKind::Builtin => "builtin".into(),
-            ControlPlaneKind::Istiod { release, .. } => format!("istiod {}", release.name),
+            ControlPlaneKind::Istiod {
+                release, source, ..
+            } => format!("istiod {}, config over {}", release.name, source.name()),
         }
     }
 

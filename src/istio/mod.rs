@@ -1,6 +1,6 @@
 //! Istio's networking API as the harness reads it: one typed model per kind ([`api`]), the
 //! objects manifests make ([`object`]), the parser that reads them ([`parse`]), Istio's own
-//! validation rules ([`validate`]) and, for tests, the verdict on one manifest ([`verdict`]).
+//! validation rules ([`validate`]). Verdicts on whole files are `crate::verdicts`'.
 //!
 //! Nothing here talks to a cluster or to Envoy; translating these objects is another module's job.
 
@@ -9,8 +9,6 @@ mod object;
 pub(crate) mod parse;
 mod protocol;
 pub(crate) mod validate;
-#[cfg(test)]
-pub(crate) mod verdict;
 
 pub(crate) use api::*;
 pub(crate) use object::{IstioObject, Kind, ObjectKey, Spec};

@@ -52,10 +52,6 @@ pub const LOOPBACK: &str = "127.0.0.1";
 const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 const ORIGINAL_DST_KEY: &str = "envoy.network.transport_socket.original_dst_address";
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// The SDS secret a sidecar's TLS origination validates against when a DestinationRule names
-/// no CA: istiod's `file-root:system` (the host's roots), which here holds the run's CA so the
-/// local origin is trusted exactly as a public site would be.
-pub(crate) const SYSTEM_ROOTS_SECRET: &str = "file-root:system";
 /// The chains this model adds to `virtualOutbound`, one per external port.
 pub const LOCAL_CHAIN_PREFIX: &str = "local-original-dst-";
 

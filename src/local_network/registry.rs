@@ -79,43 +79,43 @@ impl Registry {
     /// each pod a WorkloadEntry with its IP and labels. No WorkloadEntry carries a service
     /// account: with one, istiod would use Istio mTLS to it, which the real gateway pod does not
     /// get either.
-    pub(crate) fn as_istio_manifests(&self) -> String {
-        let labels = |map: &BTreeMap<String, String>, indent: &str| {
-            map.iter()
-                .map(|(k, v)| format!("{indent}{k}: {v}\n"))
-                .collect::<String>()
-        };
-        let mut out = String::new();
-        for service in &self.services {
-            out.push_str(&format!(
-                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  hosts:\n  - {}\n  addresses:\n  - {}\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n",
-                service.name,
-                service.namespace,
-                service.hostname(),
-                service.cluster_ip
-            ));
-            for port in &service.ports {
-                out.push_str(&format!(
-                    "  - number: {}\n    name: {}\n    protocol: {}\n    targetPort: {}\n",
-                    port.port,
-                    port.name,
-                    port.protocol.name(),
-                    port.target_port
-                ));
-            }
-            out.push_str("  workloadSelector:\n    labels:\n");
-            out.push_str(&labels(&service.selector, "      "));
-            out.push_str("---\n");
-        }
-        for workload in &self.workloads {
-            out.push_str(&format!(
-                "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  address: {}\n  labels:\n",
-                workload.name, workload.namespace, workload.ip
-            ));
-            out.push_str(&labels(&workload.labels, "    "));
-            out.push_str("---\n");
-        }
-        out
+    pub(crate) fn as_istio_objects(&self) -> Vec<serde_json::Value> {
+        let services = self.services.iter().map(|service| {
+            let ports: Vec<serde_json::Value> = service
+                .ports
+                .iter()
+                .map(|port| {
+                    serde_json::json!({
+                        "number": port.port,
+                        "name": port.name,
+                        "protocol": port.protocol.name(),
+                        "targetPort": port.target_port,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "ServiceEntry",
+                "metadata": {"name": service.name, "namespace": service.namespace},
+                "spec": {
+                    "hosts": [service.hostname()],
+                    "addresses": [service.cluster_ip],
+                    "location": "MESH_INTERNAL",
+                    "resolution": "STATIC",
+                    "ports": ports,
+                    "workloadSelector": {"labels": service.selector},
+                },
+            })
+        });
+        let workloads = self.workloads.iter().map(|workload| {
+            serde_json::json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "WorkloadEntry",
+                "metadata": {"name": workload.name, "namespace": workload.namespace},
+                "spec": {"address": workload.ip, "labels": workload.labels},
+            })
+        });
+        services.chain(workloads).collect()
     }
 }
 

@@ -18,8 +18,8 @@ mod server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub(crate) use resources::expected_names;
 pub use resources::ResourceType;
+pub(crate) use resources::expected_names;
 pub use server::{XdsHandle, XdsServer};
 
 /// One proxy's complete desired config. Names must be unique per type.

@@ -16,7 +16,7 @@ fn fails_with(workspace: &Workspace, expected: &[&str]) -> Result<(), Failed> {
     check_fails_with(&run, expected)
 }
 
-fn check_fails_with(run: &Replay, expected: &[&str]) -> Result<(), Failed> {
+pub fn check_fails_with(run: &Replay, expected: &[&str]) -> Result<(), Failed> {
     if run.code != Some(1) {
         return Err(format!("expected exit 1\n{}", run.describe()).into());
     }

@@ -9,6 +9,7 @@ mod bad_input;
 mod cleanup;
 mod failing;
 mod harness;
+mod istiod;
 mod passing;
 
 use libtest_mimic::{Arguments, Trial};
@@ -24,6 +25,7 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     suites.sort();
+    trials.extend(istiod::trials(&suites));
     for suite in suites {
         let name = suite
             .file_stem()

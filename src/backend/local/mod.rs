@@ -9,7 +9,7 @@
 mod bootstrap;
 mod curl;
 mod leftovers;
-mod run_dir;
+pub(crate) mod run_dir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,15 +23,15 @@ use crate::backend::{
 use crate::control_plane::builtin::Builtin;
 use crate::control_plane::istiod::{Istiod, IstiodStart, ProxyIdentity};
 use crate::control_plane::{AnyControlPlane, ControlPlane, ControlPlaneKind, ConvergeError};
-use crate::sds::SdsServer;
 use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
 use crate::local_network::{self, LocalNetwork};
-use crate::mesh::{AppliedConfig, ProxyRole, Registry};
+use crate::mesh::{AppliedConfig, ProxyRole, Registry, Workload};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::origin::{Origin, OriginConfig, RunPki};
 use crate::process::Liveness;
+use crate::sds::SdsServer;
 use crate::suite::{CommandLine, Suite};
 use crate::translate::{ProxyWorkloads, TranslateError};
 use crate::xds::XdsServer;
@@ -89,8 +89,33 @@ fn origin_hosts(suite: &Suite) -> Vec<String> {
     hosts
 }
 
+/// Each proxy's node id and the workload it plays, as istiod is to know them.
+pub(crate) fn proxy_identities(
+    registry: &Registry,
+    workloads: &ProxyWorkloads,
+) -> Result<Vec<ProxyIdentity>, String> {
+    ProxyRole::ALL
+        .into_iter()
+        .map(|role| {
+            let name = match role {
+                ProxyRole::Sidecar => &workloads.sidecar,
+                ProxyRole::EgressGateway => &workloads.gateway,
+            };
+            let workload = registry
+                .workload(name)
+                .cloned()
+                .ok_or_else(|| format!("no workload plays the {role}"))?;
+            Ok(ProxyIdentity {
+                role,
+                node_id: bootstrap::node_id(role, &workload),
+                workload,
+            })
+        })
+        .collect()
+}
+
 /// External ports commands may reach with no listener of their own (`virtualOutbound`).
-fn external_ports(suite: &Suite) -> BTreeSet<u32> {
+pub(crate) fn external_ports(suite: &Suite) -> BTreeSet<u32> {
     let mut ports: BTreeSet<u32> = [80, 443].into();
     for command in suite.all_commands() {
         ports.extend(url_targets(&command.argv).into_iter().map(|(_, p)| p));
@@ -146,19 +171,16 @@ impl BackendSpec for LocalSpec {
             .map_err(|e| environment("starting the ADS server")(e.to_string()))?;
         let registry = Registry::tutorial();
         let workloads = ProxyWorkloads::tutorial();
-        let mut nodes = BTreeMap::new();
-        let mut identities = BTreeMap::new();
-        for role in ProxyRole::ALL {
-            let name = match role {
-                ProxyRole::Sidecar => &workloads.sidecar,
-                ProxyRole::EgressGateway => &workloads.gateway,
-            };
-            let workload = registry.workload(name).cloned().ok_or_else(|| {
-                StartError::environment("the registry", format!("no workload plays the {role}"))
-            })?;
-            nodes.insert(role, bootstrap::node_id(role, &workload));
-            identities.insert(role, workload);
-        }
+        let proxies = proxy_identities(&registry, &workloads)
+            .map_err(|e| StartError::environment("the registry", e))?;
+        let nodes: BTreeMap<ProxyRole, String> = proxies
+            .iter()
+            .map(|p| (p.role, p.node_id.clone()))
+            .collect();
+        let identities: BTreeMap<ProxyRole, Workload> = proxies
+            .iter()
+            .map(|p| (p.role, p.workload.clone()))
+            .collect();
         let network = LocalNetwork::new(
             registry.clone(),
             origin.http_addr(),
@@ -177,23 +199,21 @@ impl BackendSpec for LocalSpec {
                 workloads,
                 suite.mesh.clone(),
             )),
-            ControlPlaneKind::Istiod { release, binary } => {
-                let proxies = ProxyRole::ALL
-                    .map(|role| ProxyIdentity {
-                        role,
-                        node_id: nodes[&role].clone(),
-                        workload: identities[&role].clone(),
-                    })
-                    .to_vec();
+            ControlPlaneKind::Istiod {
+                release,
+                binary,
+                source,
+            } => {
                 let istiod = Istiod::start(
                     IstiodStart {
                         release,
                         binary: binary.clone(),
                         dir: dir.path(),
                         registry: &registry,
+                        source: *source,
                         mesh: &suite.mesh,
                         namespace: &suite.namespace,
-                        proxies,
+                        proxies: proxies.clone(),
                         delivery: delivery.clone(),
                         answer_timeout: ACK_TIMEOUT,
                     },
@@ -240,7 +260,7 @@ async fn start_sds(run_ca_pem: &str) -> Result<SdsServer, StartError> {
         .map_err(environment("the mesh's certificates"))?;
     let secrets = identity
         .secrets()
-        .validation_context(local_network::SYSTEM_ROOTS_SECRET, run_ca_pem);
+        .validation_context(crate::sds::file_root("system"), run_ca_pem);
     SdsServer::start(secrets)
         .await
         .map_err(environment("starting the SDS server"))
@@ -329,9 +349,12 @@ impl LocalBackend {
             .await
         {
             Ok(()) => Ok(()),
-            Err(ConvergeError::Refused(refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)))) => {
-                Err(StartError::mesh("the proxies did not take the baseline", refusal))
-            }
+            Err(ConvergeError::Refused(
+                refusal @ (Refusal::Rejected { .. } | Refusal::Died(_)),
+            )) => Err(StartError::mesh(
+                "the proxies did not take the baseline",
+                refusal,
+            )),
             Err(other) => Err(StartError::environment(
                 "the proxies did not take the baseline",
                 other,
@@ -351,8 +374,32 @@ impl LocalBackend {
             }),
             Err(ConvergeError::Translate(e)) => Err(StepError::Translate(e)),
             Err(ConvergeError::Refused(refusal)) => Err(StepError::Refused(self.with_log(refusal))),
-            Err(other) => Err(StepError::ControlPlane(other.to_string())),
+            Err(other) => Err(StepError::ControlPlane(format!(
+                "{other}{}",
+                self.sds_note()
+            ))),
         }
+    }
+
+    /// What the SDS server saw go wrong, for a change that did not come into force: a secret
+    /// Envoy asked for and nobody holds keeps its cluster warming; a NACK says why.
+    fn sds_note(&self) -> String {
+        let Some(sds) = &self.sds else {
+            return String::new();
+        };
+        let mut note = String::new();
+        let unknown = sds.unknown();
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|(_, name)| name.clone()).collect();
+            note.push_str(&format!(
+                "; Envoy asked for secrets the SDS server does not hold: {}",
+                names.join(", ")
+            ));
+        }
+        for nack in sds.nacks() {
+            note.push_str(&format!("; {nack}"));
+        }
+        note
     }
 
     /// A proxy that gave no answer: add what its log ends with.
@@ -554,6 +601,9 @@ impl Backend for LocalBackend {
                 process.log_path().display()
             ));
         }
+        if let AnyControlPlane::Istiod(istiod) = &self.control_plane {
+            out.push_str(&istiod.access());
+        }
         if let Some(origin) = &self.origin {
             out.push_str(&format!(
                 "origin: http {} https {}\n",
@@ -615,7 +665,9 @@ impl Backend for LocalBackend {
             let release = istiod.release().name;
             let left = istiod.shutdown().await;
             if left.is_empty() {
-                report.removed.push(format!("istiod {release} and its Kubernetes stand-in"));
+                report
+                    .removed
+                    .push(format!("istiod {release} and its Kubernetes stand-in"));
             }
             report.leftovers.extend(left);
         }

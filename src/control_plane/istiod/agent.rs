@@ -344,8 +344,7 @@ impl Session {
             Err(status) => return Ended::Reconnect(status.to_string()),
         };
         self.report.send_modify(|s| s.connected = true);
-        let mut answer: Option<std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>> =
-            None;
+        let mut answer: Option<Answer> = None;
         loop {
             tokio::select! {
                 message = inbound.message() => match message {
@@ -467,10 +466,9 @@ impl Session {
                 .map(|t: &TypeState| t.requested.clone())
                 .unwrap_or_default()
         };
-        let resources = self.cache.resources(
-            &names(ResourceType::Endpoint),
-            &names(ResourceType::Route),
-        );
+        let resources = self
+            .cache
+            .resources(&names(ResourceType::Endpoint), &names(ResourceType::Route));
         if let Err(refusal) = self
             .config
             .delivery
@@ -528,9 +526,17 @@ impl Session {
         let mut names = state.requested.clone();
         names.insert(probe.clone());
         state.requested = names.clone();
-        Some(request(ResourceType::Route, &names, &state.accepted, &state.nonce))
+        Some(request(
+            ResourceType::Route,
+            &names,
+            &state.accepted,
+            &state.nonce,
+        ))
     }
 }
+
+/// Envoy's answer to the latest delivery, on its way.
+type Answer = std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>;
 
 enum Ended {
     Reconnect(String),

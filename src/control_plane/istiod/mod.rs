@@ -14,12 +14,17 @@
 //! push to the proxy has arrived, and Envoy has answered all of it. No sleep, no settle time.
 
 mod agent;
+pub(crate) mod headless;
+mod mcp;
 mod observe;
+mod protos;
+mod source;
 mod strip;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -29,21 +34,40 @@ use tokio::process::Command;
 
 use self::agent::{Agent, AgentConfig};
 use self::observe::{Istiod as IstiodObserver, push_counter};
+use self::protos::IstioProtos;
+pub(crate) use self::protos::api_dir;
+use self::source::ConfigSource;
+pub(crate) use self::source::SourceChoice;
 use super::{ControlPlane, ConvergeError};
 use crate::delivery::{Delivery, Refusal};
 use crate::istio::ObjectKey;
 use crate::istio_release::IstioRelease;
 use crate::kube_stub::KubeStub;
-use crate::mesh::{AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload};
+use crate::mesh::{
+    AppliedConfig, MeshSettings, OutboundTrafficPolicy, ProxyRole, Registry, Workload,
+};
 use crate::process::{Liveness, Supervised};
 use crate::wait::{Look, Wait, WaitError};
 
-pub(crate) use strip::ISTIO_ONLY;
+/// Every way the local istiod differs from istiod in a cluster, by title. The README's list under
+/// "How the local istiod differs from istiod in a cluster" has these titles, in this order.
+pub(crate) const DEVIATIONS: [&str; 8] = [
+    "An empty Kubernetes API",
+    "The registry as ServiceEntry and WorkloadEntry",
+    "Config over MCP",
+    "The harness as pilot-agent",
+    "Secrets",
+    "Istio-only extensions",
+    "Quick pushes",
+    "Stock Envoy",
+];
 
 /// How long istiod may take to take a change in and push it.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long istiod may take to start and sync its (local) config.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many of istiod's last log lines a change that is not in force reports.
+const LOG_TAIL_LINES: usize = 8;
 /// How long SIGTERM may take to stop istiod.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -58,7 +82,11 @@ pub(crate) struct ProxyIdentity {
 impl ProxyIdentity {
     /// The proxy id istiod's debug endpoints take: `<pod>.<namespace>`.
     fn proxy_id(&self) -> String {
-        self.node_id.split('~').nth(2).unwrap_or_default().to_string()
+        self.node_id
+            .split('~')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The node an agent announces: the id, and the metadata pilot-agent would send.
@@ -113,6 +141,7 @@ pub(crate) struct IstiodStart<'a> {
     /// The run's directory; istiod's files go to `<dir>/istiod/`.
     pub dir: &'a Path,
     pub registry: &'a Registry,
+    pub source: SourceChoice,
     pub mesh: &'a MeshSettings,
     pub namespace: &'a str,
     pub proxies: Vec<ProxyIdentity>,
@@ -130,6 +159,8 @@ pub(crate) enum IstiodError {
     },
     #[error("the empty Kubernetes API istiod needs: {0}")]
     KubeStub(#[source] crate::kube_stub::KubeStubError),
+    #[error("istiod's config source: {0}")]
+    Source(#[source] source::SourceError),
     #[error("choosing istiod's ports: {0}")]
     Ports(#[source] std::io::Error),
     #[error(transparent)]
@@ -146,12 +177,13 @@ pub(crate) struct Istiod {
     process: Option<Supervised>,
     kube: Option<KubeStub>,
     observer: IstiodObserver,
-    config_dir: PathBuf,
-    namespace: String,
+    source: Option<ConfigSource>,
+    /// Istio's message definitions: how istiod writes a spec back.
+    protos: Arc<IstioProtos>,
+    /// The objects of the cluster's registry, which are no applied object of the suite's.
+    registry: std::collections::BTreeSet<ObjectKey>,
     agents: BTreeMap<ProxyRole, Agent>,
     proxies: Vec<ProxyIdentity>,
-    /// The files written for the applied objects, by file name.
-    written: BTreeMap<String, String>,
     ports: Vec<u16>,
     answer_timeout: Duration,
 }
@@ -174,21 +206,24 @@ impl Istiod {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Istiod, IstiodError> {
         let home = start.dir.join("istiod");
-        let config_dir = home.join("config");
         let files = |source| IstiodError::Files {
             dir: home.clone(),
             source,
         };
-        std::fs::create_dir_all(&config_dir).map_err(files)?;
-        write_atomically(
-            &config_dir.join("00-registry.yaml"),
-            &start.registry.as_istio_manifests(),
-        )
-        .map_err(files)?;
+        std::fs::create_dir_all(&home).map_err(files)?;
+        let registry = start.registry.as_istio_objects();
+        let protos = Arc::new(
+            IstioProtos::for_release(start.release)
+                .map_err(|e| IstiodError::Source(source::SourceError::Protos(e)))?,
+        );
+        let source = ConfigSource::start(start.source, &home, &registry, Arc::clone(&protos))
+            .await
+            .map_err(IstiodError::Source)?;
         let ports = free_ports(4).map_err(IstiodError::Ports)?;
         let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
         let mesh_file = home.join("mesh.yaml");
-        std::fs::write(&mesh_file, mesh_config(start.mesh, grpc)).map_err(files)?;
+        let mesh = mesh_config(start.mesh, grpc) + &source.mesh_config();
+        std::fs::write(&mesh_file, mesh).map_err(files)?;
         let kube = KubeStub::start(&home, &["default", "istio-system", start.namespace])
             .await
             .map_err(IstiodError::KubeStub)?;
@@ -201,7 +236,7 @@ impl Istiod {
             .arg("discovery")
             .arg("--registries=Kubernetes")
             .arg(format!("--kubeconfig={}", kube.kubeconfig().display()))
-            .arg(format!("--configDir={}", config_dir.display()))
+            .args(source.istiod_args())
             .arg(format!("--meshConfig={}", mesh_file.display()))
             .arg("--networksConfig=/dev/null")
             .arg("--domain=cluster.local")
@@ -221,14 +256,17 @@ impl Istiod {
             "starting istiod {} ({}), ADS on 127.0.0.1:{grpc}",
             start.release.name, start.release.description
         ));
-        let process =
-            Supervised::spawn(format!("istiod {}", start.release.name), command, log.clone())?;
+        let process = Supervised::spawn(
+            format!("istiod {}", start.release.name),
+            command,
+            log.clone(),
+        )?;
         let observer = IstiodObserver::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
             SocketAddr::from((Ipv4Addr::LOCALHOST, monitoring)),
             &log,
         );
-        Wait::new(
+        let ready = Wait::new(
             format!("istiod to say it is ready (GET http://127.0.0.1:{http}/ready)"),
             READY_TIMEOUT,
         )
@@ -249,6 +287,11 @@ impl Istiod {
                 log_tail: crate::process::tail_lines(&log, 20),
             },
         })?;
+        progress(&format!(
+            "istiod ready in {:.0} ms ({} requests to its Kubernetes stand-in)",
+            ready.waited.as_secs_f64() * 1000.0,
+            kube.requests()
+        ));
         let istiod = SocketAddr::from((Ipv4Addr::LOCALHOST, grpc));
         let agents = start
             .proxies
@@ -271,11 +314,11 @@ impl Istiod {
             process: Some(process),
             kube: Some(kube),
             observer,
-            config_dir,
-            namespace: start.namespace.to_string(),
+            source: Some(source),
+            protos,
+            registry: registry.iter().filter_map(object_key).collect(),
             agents,
             proxies: start.proxies,
-            written: BTreeMap::new(),
             ports,
             answer_timeout: start.answer_timeout,
         })
@@ -294,6 +337,28 @@ impl Istiod {
     /// Every loopback port istiod and its stand-ins used.
     pub(crate) fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// Where to look at istiod while a kept run waits: its debug endpoints, pid and log, and how
+    /// it differs from istiod in a cluster.
+    pub(crate) fn access(&self) -> String {
+        let mut out = format!(
+            "istiod {}: debug http://{}/debug (configz, syncz, config_dump?proxyID=sleep.default)",
+            self.release.name,
+            self.observer.http()
+        );
+        if let Some(process) = &self.process {
+            out.push_str(&format!(
+                " (pid {}, log {})",
+                process.pid(),
+                process.log().display()
+            ));
+        }
+        out.push_str(&format!(
+            "\nhow this istiod differs from one in a cluster (README, \"How the local istiod differs\"): {}\n",
+            DEVIATIONS.join(", ")
+        ));
+        out
     }
 
     /// The last lines of istiod's log.
@@ -317,57 +382,59 @@ impl Istiod {
         if let Some(kube) = self.kube.take() {
             kube.shutdown().await;
         }
+        if let Some(source) = self.source.take() {
+            source.shutdown().await;
+        }
         leftovers
     }
 
-    /// The files the applied objects become: one per object, JSON (which is YAML), namespaced.
-    fn files_for(&self, config: &AppliedConfig) -> BTreeMap<String, String> {
-        config
+    /// A spec as istiod writes it back (see [`IstioProtos::canonical`]).
+    fn canonical(&self, key: &ObjectKey, spec: &Value) -> Value {
+        self.protos
+            .canonical(&key.kind.to_string(), spec)
+            .unwrap_or_else(|_| spec.clone())
+    }
+
+    /// The applied objects' specs as istiod's store is to hold them.
+    fn wanted(&self, applied: &[Value]) -> BTreeMap<ObjectKey, Value> {
+        applied
             .iter()
-            .map(|(key, object)| {
-                let mut raw = object.raw.clone();
-                raw["metadata"]["namespace"] = Value::String(key.namespace.clone());
-                let name = format!(
-                    "{}-{}-{}.yaml",
-                    key.kind.cli_name(),
-                    key.namespace,
-                    key.name
-                );
-                (name, serde_json::to_string_pretty(&raw).unwrap_or_default())
+            .filter_map(|o| object_key(o).map(|k| (k, o)))
+            .map(|(k, o)| {
+                let spec = self.canonical(&k, &o["spec"]);
+                (k, spec)
             })
             .collect()
     }
 
-    /// Write what changed, remove what went.
-    fn write(&mut self, files: BTreeMap<String, String>) -> std::io::Result<()> {
-        for (name, text) in &files {
-            if self.written.get(name) != Some(text) {
-                write_atomically(&self.config_dir.join(name), text)?;
-            }
-        }
-        for name in self.written.keys() {
-            if !files.contains_key(name) {
-                std::fs::remove_file(self.config_dir.join(name))?;
-            }
-        }
-        self.written = files;
-        Ok(())
+    /// What istiod's store holds of the applied objects (the registry left out).
+    async fn held(&self) -> Result<BTreeMap<ObjectKey, Value>, observe::ObserveError> {
+        Ok(self
+            .observer
+            .configz()
+            .await?
+            .into_iter()
+            .filter(|(k, _)| !self.registry.contains(k))
+            .map(|(k, spec)| {
+                let spec = self.canonical(&k, &spec);
+                (k, spec)
+            })
+            .collect())
     }
 
+    /// `inbound_before`: the config updates istiod had taken in before the change, when the change
+    /// is to update its store; `None` when the store holds it already.
     async fn in_force(
         &self,
-        config: &AppliedConfig,
-        inbound_before: u64,
+        applied: &[Value],
+        inbound_before: Option<u64>,
         log_before: usize,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
         let started = Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         // (a) istiod's store shows the applied state, or istiod refused the directory.
-        let wanted: BTreeMap<ObjectKey, Value> = config
-            .iter()
-            .map(|(k, o)| (k.clone(), o.raw["spec"].clone()))
-            .collect();
+        let wanted = self.wanted(applied);
         let observer = &self.observer;
         let taken = Wait::new("istiod's config store to hold the applied objects", left())
             .every(Duration::from_millis(5))
@@ -380,15 +447,11 @@ impl Istiod {
                 {
                     return Err(IstioRefused(words));
                 }
-                let held = match observer.configz().await {
+                let held = match self.held().await {
                     Ok(held) => held,
                     Err(e) => return Ok(Look::NotYet(e.to_string())),
                 };
-                let held: BTreeMap<ObjectKey, Value> = held
-                    .into_iter()
-                    .filter(|(k, _)| !is_registry(k))
-                    .collect();
-                Ok(if holds(&held, &wanted) {
+                Ok(if held == wanted {
                     Look::Ready(())
                 } else {
                     Look::NotYet(describe_difference(&held, &wanted))
@@ -412,12 +475,16 @@ impl Istiod {
                     .map_err(|e| e.to_string())?;
                 let pushes = observer.pushes();
                 Ok::<_, String>(
-                    match (&pushes.version, inbound > inbound_before || inbound_before == 0) {
+                    match (
+                        &pushes.version,
+                        inbound_before.is_none_or(|before| inbound > before),
+                    ) {
                         (Some(version), true) if pushes.committed == inbound => {
                             Look::Ready(version.clone())
                         }
                         _ => Look::NotYet(format!(
-                            "{inbound} updates taken in ({inbound_before} before), {} committed",
+                            "{inbound} updates taken in ({} before), {} committed",
+                            inbound_before.map_or("none expected".into(), |b| b.to_string()),
                             pushes.committed
                         )),
                     },
@@ -431,18 +498,21 @@ impl Istiod {
         // Envoy has answered it.
         for proxy in &self.proxies {
             let id = proxy.proxy_id();
-            Wait::new(format!("istiod to compute {} for push {version}", proxy.role), left())
-                .every(Duration::from_millis(5))
-                .poll(async || {
-                    let seen = observer.proxy_push(&id).await;
-                    Ok::<_, String>(match seen {
-                        Ok(counter) if counter >= push => Look::Ready(()),
-                        Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
-                        Err(e) => Look::NotYet(e.to_string()),
-                    })
+            Wait::new(
+                format!("istiod to compute {} for push {version}", proxy.role),
+                left(),
+            )
+            .every(Duration::from_millis(5))
+            .poll(async || {
+                let seen = observer.proxy_push(&id).await;
+                Ok::<_, String>(match seen {
+                    Ok(counter) if counter >= push => Look::Ready(()),
+                    Ok(counter) => Look::NotYet(format!("its state is for push {counter}")),
+                    Err(e) => Look::NotYet(e.to_string()),
                 })
-                .await
-                .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
+            })
+            .await
+            .map_err(|e| ConvergeError::NotInForce(e.to_string()))?;
             let agent = &self.agents[&proxy.role];
             agent
                 .barrier(left())
@@ -474,24 +544,7 @@ impl ControlPlane for Istiod {
         config: &AppliedConfig,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
-        let files = self.files_for(config);
-        let changed = files != self.written;
-        let inbound_before = if changed {
-            self.observer
-                .inbound_updates()
-                .await
-                .map_err(|e| ConvergeError::NotInForce(e.to_string()))?
-        } else {
-            0
-        };
-        let log_before = self.observer.pushes().lines;
-        self.write(files).map_err(|e| {
-            ConvergeError::NotInForce(format!(
-                "writing istiod's config in {}: {e}",
-                self.config_dir.display()
-            ))
-        })?;
-        self.in_force(config, inbound_before, log_before, timeout.max(TAKE_TIMEOUT))
+        self.converge_objects(applied_objects(config), timeout)
             .await
     }
 
@@ -504,56 +557,131 @@ impl ControlPlane for Istiod {
     }
 }
 
-/// The objects of the registry file, which are no applied object of the suite's.
-fn is_registry(key: &ObjectKey) -> bool {
-    matches!(
-        (key.namespace.as_str(), key.name.as_str()),
-        ("istio-system", "istio-egressgateway") | ("default", "sleep")
-    ) && key.kind == crate::istio::Kind::ServiceEntry
+impl Istiod {
+    /// Make `applied` (whole objects, namespaced, as written: nothing checked them) the applied
+    /// state and wait until it is in force.
+    pub(crate) async fn converge_objects(
+        &mut self,
+        applied: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        // Whether the store is to change decides whether an update must be seen taken in. An
+        // object istiod refused is not in its store, so taking it back changes nothing there.
+        let store_changes = match self.held().await {
+            Ok(held) => expects_update(&held, &self.wanted(&applied)),
+            Err(_) => true,
+        };
+        let inbound_before = if store_changes {
+            Some(
+                self.observer
+                    .inbound_updates()
+                    .await
+                    .map_err(|e| ConvergeError::NotInForce(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let Some(source) = self.source.as_mut() else {
+            return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
+        };
+        let log_before = self.observer.pushes().lines;
+        let taken = if source.differs(&applied) {
+            source
+                .apply(&applied, timeout.max(TAKE_TIMEOUT))
+                .await
+                .map_err(|e| match e {
+                    source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
+                    other => ConvergeError::NotInForce(other.to_string()),
+                })
+        } else {
+            Ok(())
+        };
+        let result = match taken {
+            Ok(()) => {
+                self.in_force(
+                    &applied,
+                    inbound_before,
+                    log_before,
+                    timeout.max(TAKE_TIMEOUT),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        // What istiod said last helps most when it did not do what was waited for.
+        result.map_err(|e| match e {
+            ConvergeError::NotInForce(message) => ConvergeError::NotInForce(format!(
+                "{message}; istiod's log ends:\n{}",
+                self.log_tail(LOG_TAIL_LINES)
+            )),
+            other => other,
+        })
+    }
 }
 
-/// Whether istiod holds exactly the wanted objects, each with (at least) the wanted spec.
-fn holds(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> bool {
-    held.len() == wanted.len()
-        && wanted
+/// Whether changing istiod's store from `held` to `wanted` makes istiod take in a config update.
+/// Every change does, except one to a delegate VirtualService (no `hosts`) that no root delegates
+/// to: istiod's VirtualService controller only pushes merged roots (istio/istio
+/// `pilot/pkg/model/virtualservice_controller.go`), so such a delegate changes nothing.
+fn expects_update(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> bool {
+    let changed = held
+        .keys()
+        .chain(wanted.keys())
+        .filter(|k| held.get(*k) != wanted.get(*k));
+    let is_vs = |k: &ObjectKey| k.kind == crate::istio::Kind::VirtualService;
+    let spec_of = |k: &ObjectKey| wanted.get(k).or_else(|| held.get(k));
+    let is_delegate = |k: &ObjectKey| {
+        is_vs(k)
+            && spec_of(k).is_some_and(|spec| spec["hosts"].as_array().is_none_or(Vec::is_empty))
+    };
+    let delegated_to = |k: &ObjectKey| {
+        wanted
             .iter()
-            .all(|(k, spec)| held.get(k).is_some_and(|h| contains(h, spec)))
+            .filter(|(root, _)| is_vs(root))
+            .any(|(root, spec)| {
+                spec["http"].as_array().into_iter().flatten().any(|route| {
+                    let delegate = &route["delegate"];
+                    delegate["name"].as_str() == Some(&k.name)
+                        && delegate["namespace"].as_str().unwrap_or(&root.namespace) == k.namespace
+                })
+            })
+    };
+    changed
+        .into_iter()
+        .any(|k| !is_delegate(k) || delegated_to(k))
 }
 
-/// `outer` has every field of `inner` with the same value (istiod's JSON leaves out defaults and
-/// writes numbers its own way; what the manifest says must be there).
-fn contains(outer: &Value, inner: &Value) -> bool {
-    match (outer, inner) {
-        (Value::Object(o), Value::Object(i)) => i.iter().all(|(k, v)| match o.get(k) {
-            Some(ov) => contains(ov, v),
-            None => is_default(v),
-        }),
-        (Value::Array(o), Value::Array(i)) => {
-            o.len() == i.len() && o.iter().zip(i).all(|(a, b)| contains(a, b))
-        }
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => {
-            a == &b.to_string()
-        }
-        (a, b) => a == b,
-    }
+/// The applied objects whole, as istiod is to read them: namespaced.
+fn applied_objects(config: &AppliedConfig) -> Vec<Value> {
+    config
+        .iter()
+        .map(|(key, object)| {
+            let mut raw = object.raw.clone();
+            raw["metadata"]["namespace"] = Value::String(key.namespace.clone());
+            raw
+        })
+        .collect()
 }
 
-fn is_default(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_default),
-    }
+/// The key of a whole object, when it is of a kind a suite applies.
+fn object_key(object: &Value) -> Option<ObjectKey> {
+    let kind = crate::istio::Kind::ALL
+        .into_iter()
+        .find(|k| object["kind"].as_str() == Some(&k.to_string()))?;
+    Some(ObjectKey {
+        kind,
+        namespace: object["metadata"]["namespace"].as_str()?.to_string(),
+        name: object["metadata"]["name"].as_str()?.to_string(),
+    })
 }
 
-fn describe_difference(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey, Value>) -> String {
+fn describe_difference(
+    held: &BTreeMap<ObjectKey, Value>,
+    wanted: &BTreeMap<ObjectKey, Value>,
+) -> String {
     let missing: Vec<String> = wanted
         .iter()
-        .filter(|(k, spec)| !held.get(*k).is_some_and(|h| contains(h, spec)))
+        .filter(|(k, spec)| held.get(*k) != Some(*spec))
         .map(|(k, _)| k.to_string())
         .collect();
     let extra: Vec<String> = held
@@ -594,27 +722,88 @@ const ISTIOD_ENV: [(&str, &str); 8] = [
     ("PILOT_ENABLE_EDS_DEBOUNCE", "true"),
 ];
 
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    // Not `.yaml`: istiod ignores the temporary file until it is renamed into place.
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn readme_section(title: &str) -> String {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        readme
+            .split(title)
+            .nth(1)
+            .unwrap_or_else(|| panic!("the README has {title}"))
+            .split("\n#")
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The README lists every deviation of the local istiod, by the same titles, in order, and
+    /// names every Istio-only extension the strip takes out and every switch istiod gets.
     #[test]
-    fn what_the_manifest_says_must_be_in_istiods_spec() {
-        let istiod = serde_json::json!({"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [{"port": {"number": 443}, "tls": {"mode": "SIMPLE"}}]}});
-        let written = serde_json::json!({"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [{"port": {"number": 443}, "tls": {"mode": "SIMPLE"}}]}});
-        assert!(contains(&istiod, &written));
-        let other = serde_json::json!({"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [{"port": {"number": 443}, "tls": {"mode": "DISABLE"}}]}});
-        assert!(!contains(&other, &written));
-        // A default the manifest spells out, which istiod leaves out, still holds.
-        let with_default = serde_json::json!({"host": "edition.cnn.com", "exportTo": []});
-        assert!(contains(&serde_json::json!({"host": "edition.cnn.com"}), &with_default));
+    fn the_readme_lists_what_the_local_istiod_does_differently() {
+        let section = readme_section("### How the local istiod differs from istiod in a cluster");
+        let titles: Vec<&str> = section
+            .lines()
+            .filter_map(|line| {
+                let (number, rest) = line.split_once(". **")?;
+                number.parse::<usize>().ok()?;
+                rest.split_once(".**").map(|(title, _)| title)
+            })
+            .collect();
+        assert_eq!(titles, DEVIATIONS);
+        for name in strip::ISTIO_ONLY {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "the README does not name {name}"
+            );
+        }
+        for (key, value) in ISTIOD_ENV {
+            if key.starts_with("PILOT_") && key != "PILOT_ENABLE_EDS_DEBOUNCE" {
+                assert!(
+                    section.contains(&format!("`{key}={value}`")),
+                    "the README does not give {key}={value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_change_is_an_update_but_a_lone_delegate() {
+        let key = |kind, name: &str| ObjectKey {
+            kind,
+            namespace: "default".into(),
+            name: name.into(),
+        };
+        let dr = key(crate::istio::Kind::DestinationRule, "dr");
+        let child = key(crate::istio::Kind::VirtualService, "child");
+        let root = key(crate::istio::Kind::VirtualService, "root");
+        let empty = BTreeMap::new();
+        let with = |pairs: &[(&ObjectKey, Value)]| -> BTreeMap<ObjectKey, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).clone(), v.clone()))
+                .collect()
+        };
+        let child_spec = serde_json::json!({"http": [{"route": []}]});
+        assert!(expects_update(
+            &empty,
+            &with(&[(&dr, serde_json::json!({"host": "a"}))])
+        ));
+        assert!(!expects_update(
+            &empty,
+            &with(&[(&child, child_spec.clone())])
+        ));
+        assert!(!expects_update(&empty, &empty));
+        let root_spec =
+            serde_json::json!({"hosts": ["a"], "http": [{"delegate": {"name": "child"}}]});
+        let both = with(&[(&child, child_spec.clone()), (&root, root_spec)]);
+        let changed_child = with(&[(&child, serde_json::json!({"http": []}))]);
+        let mut before = both.clone();
+        before.insert(child.clone(), changed_child[&child].clone());
+        assert!(expects_update(&before, &both));
     }
 
     #[test]
@@ -623,6 +812,9 @@ mod tests {
             outbound_traffic_policy: OutboundTrafficPolicy::RegistryOnly,
         };
         let text = mesh_config(&mesh, 4242);
-        assert!(text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"), "{text}");
+        assert!(
+            text.contains("mode: REGISTRY_ONLY") && text.contains("127.0.0.1:4242"),
+            "{text}"
+        );
     }
 }

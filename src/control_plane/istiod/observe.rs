@@ -18,6 +18,13 @@ use crate::istio::ObjectKey;
 /// The log line istiod writes when it refuses the config directory (istio/istio
 /// `pkg/kube/krt/files/files.go`).
 const RELOAD_REFUSED: &str = "unable to reload file configuration ";
+/// What istiod's MCP client logs when its store refuses an object (istio/istio
+/// `pkg/adsc/adsc.go`: Istio's validation runs on every create and update).
+const STORE_REFUSED: [&str; 3] = [
+    "Error adding a new resource to the store ",
+    "Error updating an existing resource in the store ",
+    "Invalid data: ",
+];
 const DEBOUNCED: &str = "Push debounce stable[";
 const PUSHING: &str = "XDS: Pushing ";
 
@@ -67,6 +74,11 @@ impl Istiod {
                 .build()
                 .unwrap_or_default(),
         }
+    }
+
+    /// istiod's HTTP (debug) address.
+    pub(crate) fn http(&self) -> SocketAddr {
+        self.http
     }
 
     async fn get(&self, addr: SocketAddr, path: &str) -> Result<String, ObserveError> {
@@ -128,7 +140,11 @@ impl Istiod {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|c| c["@type"].as_str().is_some_and(|t| t.ends_with(".ClustersConfigDump")))
+            .filter(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with(".ClustersConfigDump"))
+            })
             .find_map(|c| c["versionInfo"].as_str().and_then(push_counter))
             .ok_or_else(|| error(&path, "no versionInfo in the dump"))
     }
@@ -175,6 +191,12 @@ fn pushes(log: &str) -> Pushes {
             let rest = &line[at + RELOAD_REFUSED.len()..];
             let words = rest.split_once(": ").map_or(rest, |(_, w)| w);
             out.refusals.push((index, words.trim().to_string()));
+        } else if let Some((at, marker)) = STORE_REFUSED
+            .iter()
+            .find_map(|m| line.find(m).map(|at| (at, *m)))
+        {
+            out.refusals
+                .push((index, line[at + marker.len()..].trim().to_string()));
         }
     }
     out
@@ -214,12 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn an_object_the_store_refuses_is_read_in_istios_words() {
+        let log = "2026-12-02T00:30:00Z\twarn\tadsc\tError adding a new resource to the store service entry port name http-port already defined\n";
+        let seen = pushes(log);
+        assert_eq!(
+            seen.refusals,
+            vec![(
+                0,
+                "service entry port name http-port already defined".to_string()
+            )]
+        );
+        assert!(
+            pushes("2026-12-02T00:30:00Z\tinfo\tadsc\tReceived\n")
+                .refusals
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_refused_directory_is_read_in_istios_words() {
         let log = "2026-12-01T22:26:52Z\twarn\tunable to reload file configuration /run/x/config: cannot parse proto message for bad: unknown value \"\\\"SIMPEL\\\"\" for enum istio.networking.v1alpha3.ClientTLSSettings.TLSmode\n";
         let seen = pushes(log);
         assert_eq!(seen.refusals.len(), 1);
         assert!(
-            seen.refusals[0].1.starts_with("cannot parse proto message for bad: unknown value"),
+            seen.refusals[0]
+                .1
+                .starts_with("cannot parse proto message for bad: unknown value"),
             "{:?}",
             seen.refusals
         );

@@ -75,23 +75,30 @@ mod tests {
     #[test]
     fn istio_only_extensions_go_and_the_rest_stays() {
         let hcm = HttpConnectionManager {
-            http_filters: ["istio.metadata_exchange", "istio.alpn", "envoy.filters.http.router"]
-                .map(|name| HttpFilter {
-                    name: name.into(),
-                    ..Default::default()
-                })
-                .to_vec(),
+            http_filters: [
+                "istio.metadata_exchange",
+                "istio.alpn",
+                "envoy.filters.http.router",
+            ]
+            .map(|name| HttpFilter {
+                name: name.into(),
+                ..Default::default()
+            })
+            .to_vec(),
             ..Default::default()
         };
         let resources = ProxyResources {
             clusters: vec![Cluster {
                 name: "c".into(),
-                filters: ["istio.metadata_exchange", "envoy.filters.network.upstream.x"]
-                    .map(|name| ClusterFilter {
-                        name: name.into(),
-                        ..Default::default()
-                    })
-                    .to_vec(),
+                filters: [
+                    "istio.metadata_exchange",
+                    "envoy.filters.network.upstream.x",
+                ]
+                .map(|name| ClusterFilter {
+                    name: name.into(),
+                    ..Default::default()
+                })
+                .to_vec(),
                 ..Default::default()
             }],
             listeners: vec![Listener {
@@ -114,7 +121,11 @@ mod tests {
             ..Default::default()
         };
         let stripped = strip_istio_only(resources);
-        let names: Vec<&str> = stripped.clusters[0].filters.iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<&str> = stripped.clusters[0]
+            .filters
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
         assert_eq!(names, ["envoy.filters.network.upstream.x"]);
         let chain = &stripped.listeners[0].filter_chains[0];
         assert_eq!(chain.filters.len(), 1);

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::istio::verdict::{RefusedBy, Verdict, verdict};
+use crate::istio::parse::DEFAULT_NAMESPACE;
+use crate::verdicts::{RefusedBy, Verdict, harness_verdict};
 
 /// One entry of `index.json`.
 #[derive(Debug, Deserialize)]
@@ -47,9 +48,14 @@ fn same_message(expected: &str, got: &str) -> bool {
 
 /// What is wrong with the harness's verdict on `entry`, if anything.
 pub(crate) fn mismatch(entry: &Entry) -> Option<String> {
-    let got = verdict(&corpus_dir().join(&entry.file));
+    let got = harness_verdict(&corpus_dir().join(&entry.file), DEFAULT_NAMESPACE);
     let problem = match (&got, entry.harness.as_str()) {
-        (Verdict::Refused { by, message }, "refused") => {
+        (
+            Verdict::Refused {
+                by, message, istio, ..
+            },
+            "refused",
+        ) => {
             let wanted_by = match entry.refused_by.as_deref() {
                 Some("istio") => RefusedBy::Istio,
                 Some("schema") => RefusedBy::Schema,
@@ -60,10 +66,12 @@ pub(crate) fn mismatch(entry: &Entry) -> Option<String> {
                     "refused by {by:?}, expected by {wanted_by:?}: {message}"
                 ))
             } else if let Some(expected) = &entry.istio_message
-                && !same_message(expected, message)
+                && !istio
+                    .as_deref()
+                    .is_some_and(|got| same_message(expected, got))
             {
                 Some(format!(
-                    "message\n    got:      {message:?}\n    expected: {expected:?}"
+                    "message\n    got:      {istio:?} ({message})\n    expected: {expected:?}"
                 ))
             } else {
                 None

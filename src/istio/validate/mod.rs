@@ -64,13 +64,11 @@ impl Report {
 
     /// The errors as Go's error value prints them: the text after the webhook's
     /// `configuration is invalid: `.
-    #[cfg(test)]
     pub(crate) fn istio_message(&self) -> Option<String> {
         render(&self.errors)
     }
 
     /// The warnings' messages, one each, as the webhook returns them.
-    #[cfg(test)]
     pub(crate) fn warning_messages(&self) -> Vec<String> {
         self.warnings.iter().map(|w| w.message.clone()).collect()
     }
@@ -78,7 +76,6 @@ impl Report {
 
 /// hashicorp/go-multierror's rendering of a list of errors: one plain error prints bare, any
 /// other list (a lone error made inside a multierror included) as `N errors occurred:`.
-#[cfg(test)]
 pub(crate) fn render(errors: &[Finding]) -> Option<String> {
     match errors {
         [] => None,
