@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::control_plane::istiod::headless::Headless;
+use crate::control_plane::istiod::headless::{Headless, Taken};
 use crate::istio::{ManifestError, parse_manifests_in};
 use crate::yaml::{read_documents, to_json};
 
@@ -153,10 +153,14 @@ async fn istiod_verdict(
             Verdict::refused(RefusedBy::Decoding, "no object in the file".into())
         }
         Ok(objects) => match headless.verdict(objects).await? {
-            Ok(()) => Verdict::Accepted {
+            Taken::Accepted => Verdict::Accepted {
                 warnings: Vec::new(),
             },
-            Err(words) => Verdict::refused(RefusedBy::Istio, words),
+            Taken::Rejected(words) => Verdict::refused(RefusedBy::Istio, words),
+            Taken::Unencodable(words) => Verdict::refused(
+                RefusedBy::Decoding,
+                format!("not given to istiod: it does not fit Istio's messages: {words}"),
+            ),
         },
     })
 }
