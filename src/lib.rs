@@ -11,6 +11,8 @@ mod control_plane;
 mod delivery;
 mod envoy;
 mod expect;
+#[cfg(test)]
+mod fuzz;
 mod input;
 mod istio;
 mod istio_release;

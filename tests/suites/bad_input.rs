@@ -700,3 +700,122 @@ pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// Seeded mutations of the corpus's manifests and of the tutorial suite, through the binary:
+/// every exit is 0, 1 or 2 and nothing panics (the in-process fuzz test, `src/fuzz.rs`, runs
+/// many more cases and more kinds of mutation; this one shows the exit codes). Manifests go to
+/// `validate` all at once; suites to `run` with no Envoy, so that a suite the loader takes stops
+/// at the missing Envoy (exit 2) and nothing starts.
+pub fn fuzzed_input_exits_0_1_or_2() -> Result<(), Failed> {
+    const AWKWARD: &[&str] = &[
+        "",
+        "~",
+        "[]",
+        "{}",
+        "-1",
+        "0",
+        "65536",
+        "'",
+        "\"",
+        "*",
+        "../..",
+        "/etc/passwd",
+        "&a",
+        "*a",
+        "---",
+        ": ",
+        "- ",
+        "\t",
+        "\u{0}",
+        "\u{ff}",
+    ];
+    fn mutate(rng: &mut fastrand::Rng, mut bytes: Vec<u8>) -> Vec<u8> {
+        for _ in 0..rng.usize(1..=3) {
+            let at = rng.usize(..=bytes.len());
+            match rng.u8(..4) {
+                0 => bytes.truncate(at),
+                1 => {
+                    let end = (at + rng.usize(1..=12)).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+                2 => {
+                    let value = AWKWARD[rng.usize(..AWKWARD.len())].as_bytes();
+                    bytes.splice(at..at, value.iter().copied());
+                }
+                _ => bytes.insert(at, [0xff, b'\n', b' ', b':'][rng.usize(..4)]),
+            }
+        }
+        bytes
+    }
+    let mut rng = fastrand::Rng::with_seed(11);
+    let corpus = crate::harness::root().join("tests/validation-corpus/manifests");
+    let mut seeds: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    seeds.sort();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut files = Vec::new();
+    for i in 0..300 {
+        let seed = &seeds[rng.usize(..seeds.len())];
+        let bytes = std::fs::read(seed).map_err(|e| e.to_string())?;
+        let file = dir.path().join(format!("{i:03}.yaml"));
+        std::fs::write(&file, mutate(&mut rng, bytes)).map_err(|e| e.to_string())?;
+        files.push(file);
+    }
+    let output = binary()
+        .args(["validate", "--json"])
+        .args(&files)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !matches!(output.status.code(), Some(0 | 2))
+        || stdout.lines().count() != files.len()
+        || stderr.contains("panicked")
+    {
+        return Err(format!(
+            "validate on {} mutated manifests: exit {:?}, {} verdicts; stderr: {stderr}",
+            files.len(),
+            output.status.code(),
+            stdout.lines().count()
+        )
+        .into());
+    }
+    let ws = Workspace::new()?;
+    let mutable: Vec<String> = std::iter::once(SUITE.to_string())
+        .chain(
+            std::fs::read_dir(ws.path(FIXTURES))
+                .map_err(|e| e.to_string())?
+                .filter_map(|e| e.ok())
+                .map(|e| format!("{FIXTURES}/{}", e.file_name().to_string_lossy())),
+        )
+        .collect();
+    for case in 0..40 {
+        let which = &mutable[rng.usize(..mutable.len())];
+        let path = ws.path(which);
+        let original = std::fs::read(&path).map_err(|e| e.to_string())?;
+        std::fs::write(&path, mutate(&mut rng, original.clone())).map_err(|e| e.to_string())?;
+        let output = binary()
+            .arg("run")
+            .arg(ws.suite())
+            .env("ENVOY_BIN", "/nonexistent/envoy")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.code() != Some(2)
+            || !output.stdout.is_empty()
+            || stderr.contains("panicked")
+        {
+            return Err(format!(
+                "case {case}, {which} mutated: exit {:?}, stdout {:?}; stderr: {stderr}\n--- {which} ---\n{}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default())
+            )
+            .into());
+        }
+        std::fs::write(&path, original).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

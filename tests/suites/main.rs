@@ -108,6 +108,10 @@ fn main() {
         bad_input::kind_runs_what_builtin_cannot,
     ));
     trials.push(Trial::test(
+        "bad_input::fuzzed_input_exits_0_1_or_2",
+        bad_input::fuzzed_input_exits_0_1_or_2,
+    ));
+    trials.push(Trial::test(
         "bad_input::istio_warnings_are_printed",
         bad_input::istio_warnings_are_printed,
     ));
