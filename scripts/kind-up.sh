@@ -22,7 +22,10 @@ echo "installing Istio $ISTIO_VERSION (demo profile)" >&2
 # retires in December 2026 (1.31 and later publish to docker.io/istio only).
 istioctl --context "$context" install -y --set profile=demo --set hub=docker.io/istio \
   --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound' \
-  --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster'
+  --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster' \
+  --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[2]=cluster.BlackHoleCluster' \
+  --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[3]=tcp.outbound' \
+  --set 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[4]=http.outbound'
 kubectl --context "$context" label namespace default istio-injection=enabled --overwrite
 kubectl --context "$context" apply -f "$here/../fixtures/sleep.yaml"
 kubectl --context "$context" rollout status deployment/sleep --timeout=3m

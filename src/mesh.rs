@@ -18,6 +18,16 @@ pub enum OutboundTrafficPolicy {
     RegistryOnly,
 }
 
+impl OutboundTrafficPolicy {
+    /// As Istio's mesh config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboundTrafficPolicy::AllowAny => "ALLOW_ANY",
+            OutboundTrafficPolicy::RegistryOnly => "REGISTRY_ONLY",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MeshSettings {
     pub outbound_traffic_policy: OutboundTrafficPolicy,

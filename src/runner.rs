@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, StepError, StepReport};
 use crate::expect::{CommandObservation, Outcome, judge_command, judge_proxy};
 use crate::istio::ObjectKey;
 use crate::mesh::ProxyRole;
@@ -206,9 +206,32 @@ async fn run_stage<B: Backend>(
                 ),
                 backend.apply(objects).await,
             ),
-            Step::Delete { key } => (
-                format!("kubectl delete {} {}", key.kind.cli_name(), key.name),
-                backend.delete(key).await,
+            Step::Delete {
+                key,
+                ignore_not_found,
+            } => {
+                let flag = if *ignore_not_found {
+                    " --ignore-not-found=true"
+                } else {
+                    ""
+                };
+                let description =
+                    format!("kubectl delete {} {}{flag}", key.kind.cli_name(), key.name);
+                let result = match backend.delete(key).await {
+                    // kubectl says nothing and succeeds.
+                    Err(StepError::NotFound(_)) if *ignore_not_found => Ok(StepReport {
+                        latency: Duration::ZERO,
+                    }),
+                    other => other,
+                };
+                (description, result)
+            }
+            Step::Mesh(mesh) => (
+                format!(
+                    "istioctl install --set meshConfig.outboundTrafficPolicy.mode={}",
+                    mesh.outbound_traffic_policy.name()
+                ),
+                backend.set_mesh(mesh).await,
             ),
         };
         match result {
@@ -321,6 +344,7 @@ async fn run_check<B: Backend>(
         }
         CheckKind::Proxy { proxy, expect } => {
             let (proxy, expect) = (*proxy, expect.clone());
+            let time_scale = backend.time_scale();
             settle(
                 backend,
                 |dumps| {
@@ -328,6 +352,7 @@ async fn run_check<B: Backend>(
                         proxy,
                         &expect,
                         &ProxyConfig::from_dump(&dumps[&proxy]),
+                        time_scale,
                     )]
                 },
                 &[proxy],
@@ -470,7 +495,14 @@ async fn run_command_check<B: Backend>(
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<Outcome>, BackendError> {
     let proxies: Vec<ProxyRole> = {
-        let mut p: Vec<ProxyRole> = check.through.iter().map(|t| t.proxy).collect();
+        let mut p: Vec<ProxyRole> = check
+            .through
+            .iter()
+            .chain(&check.timeouts)
+            .map(|t| t.proxy)
+            .chain(check.blocked.iter().map(|b| b.proxy))
+            .chain(check.connections.iter().map(|c| c.proxy))
+            .collect();
         p.sort();
         p.dedup();
         p
@@ -480,7 +512,9 @@ async fn run_command_check<B: Backend>(
         stats_before.insert(*proxy, backend.stats(*proxy).await?);
     }
     let origin_before = backend.origin_hits().map(|h| h.len());
+    let started = Instant::now();
     let output = backend.run(&check.command).await?;
+    let took = started.elapsed();
     reporter.report(&Event::CommandRan {
         command: check.command.to_string(),
         output: output.clone(),
@@ -498,6 +532,8 @@ async fn run_command_check<B: Backend>(
         stats_after,
         origin,
         live_site: backend.reaches_live_site(),
+        took,
+        time_scale: backend.time_scale(),
     };
     Ok(judge_command(check, &observation))
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::delivery::Refusal;
 use crate::istio::{IstioObject, ObjectKey};
-use crate::mesh::ProxyRole;
+use crate::mesh::{MeshSettings, ProxyRole};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::process::Liveness;
 use crate::suite::{CommandLine, Suite};
@@ -137,6 +137,14 @@ pub(crate) trait Backend {
     async fn apply(&mut self, objects: &[IstioObject]) -> Result<StepReport, StepError>;
     /// `kubectl delete <kind> <name>`: returns once every proxy has the result.
     async fn delete(&mut self, key: &ObjectKey) -> Result<StepReport, StepError>;
+    /// A change of Istio's mesh config: returns once every proxy has the result.
+    async fn set_mesh(&mut self, mesh: &MeshSettings) -> Result<StepReport, StepError>;
+    /// How much faster than the tutorial's clock the backend runs: route timeouts and the
+    /// origin's delays are divided by it, and durations it measures are multiplied by it to be
+    /// judged in the tutorial's time.
+    fn time_scale(&self) -> u32 {
+        1
+    }
     /// `kubectl exec $SOURCE_POD -c sleep -- <argv>`.
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError>;
     async fn config_dump(&mut self, proxy: ProxyRole) -> Result<Value, BackendError>;

@@ -121,13 +121,13 @@ pub(crate) async fn compare_suite(
         istiod: headless.delivery().clone(),
         builtin: headless.delivery().second_lane(),
     };
-    let builtin = Builtin::new(
+    let mut builtin = Builtin::new(
         lanes.builtin.clone(),
         Registry::tutorial(),
         ProxyWorkloads::tutorial(),
         suite.mesh.clone(),
     );
-    let result = compare_stages(suite, headless.istiod(), &builtin, &lanes, accepted).await;
+    let result = compare_stages(suite, headless.istiod(), &mut builtin, &lanes, accepted).await;
     let stopped = headless.shutdown().await;
     let report = result?;
     stopped.map_err(setup("istiod"))?;
@@ -137,7 +137,7 @@ pub(crate) async fn compare_suite(
 async fn compare_stages(
     suite: &Suite,
     istiod: &mut Istiod,
-    builtin: &Builtin,
+    builtin: &mut Builtin,
     lanes: &Lanes,
     accepted: &Accepted,
 ) -> Result<SuiteReport, CompareError> {
@@ -151,8 +151,18 @@ async fn compare_stages(
                         config.apply(object.clone(), &suite.namespace);
                     }
                 }
-                Step::Delete { key } => {
+                Step::Delete { key, .. } => {
                     config.delete(key);
+                }
+                Step::Mesh(mesh) => {
+                    istiod
+                        .set_mesh(mesh, &config, CHANGE_TIMEOUT)
+                        .await
+                        .map_err(|source| CompareError::Stage {
+                            stage: stage.name.clone(),
+                            source,
+                        })?;
+                    builtin.set_mesh_settings(mesh.clone());
                 }
             }
         }

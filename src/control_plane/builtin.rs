@@ -32,6 +32,11 @@ impl Builtin {
         }
     }
 
+    /// The mesh settings the next translation uses.
+    pub(crate) fn set_mesh_settings(&mut self, mesh: MeshSettings) {
+        self.mesh = mesh;
+    }
+
     /// A builtin control plane that stands where a stopped one was (it delivers nothing until
     /// asked).
     pub(crate) fn stopped(delivery: Delivery) -> Builtin {
@@ -68,6 +73,16 @@ impl ControlPlane for Builtin {
         Ok(())
     }
 
+    async fn set_mesh(
+        &mut self,
+        mesh: &MeshSettings,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        self.mesh = mesh.clone();
+        self.converge(config, timeout).await
+    }
+
     fn liveness(&self) -> Liveness {
         Liveness::default()
     }
@@ -79,7 +94,8 @@ pub(crate) fn check(suite: &Suite) -> Result<(), TranslateError> {
     let registry = Registry::tutorial();
     let workloads = ProxyWorkloads::tutorial();
     let mut config = AppliedConfig::default();
-    translate(&config, &registry, &suite.mesh, &workloads)?;
+    let mut mesh = suite.mesh.clone();
+    translate(&config, &registry, &mesh, &workloads)?;
     for step in suite.stages.iter().flat_map(|s| &s.steps) {
         match step {
             Step::Apply { objects, .. } => {
@@ -87,11 +103,12 @@ pub(crate) fn check(suite: &Suite) -> Result<(), TranslateError> {
                     config.apply(object.clone(), &suite.namespace);
                 }
             }
-            Step::Delete { key } => {
+            Step::Delete { key, .. } => {
                 config.delete(key);
             }
+            Step::Mesh(settings) => mesh = settings.clone(),
         }
-        translate(&config, &registry, &suite.mesh, &workloads)?;
+        translate(&config, &registry, &mesh, &workloads)?;
     }
     Ok(())
 }

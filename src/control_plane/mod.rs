@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::delivery::Refusal;
 use crate::istio_release::IstioRelease;
-use crate::mesh::AppliedConfig;
+use crate::mesh::{AppliedConfig, MeshSettings};
 use crate::process::Liveness;
 use crate::suite::Suite;
 use crate::translate::TranslateError;
@@ -71,6 +71,18 @@ impl ControlPlane for AnyControlPlane {
         }
     }
 
+    async fn set_mesh(
+        &mut self,
+        mesh: &MeshSettings,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        match self {
+            AnyControlPlane::Builtin(c) => c.set_mesh(mesh, config, timeout).await,
+            AnyControlPlane::Istiod(c) => c.set_mesh(mesh, config, timeout).await,
+        }
+    }
+
     fn liveness(&self) -> Liveness {
         match self {
             AnyControlPlane::Builtin(c) => c.liveness(),
@@ -107,6 +119,20 @@ pub(crate) trait ControlPlane {
         config: &AppliedConfig,
         timeout: Duration,
     ) -> Result<(), ConvergeError>;
+    /// Change the mesh config to `mesh`, with `config` applied; return once it is in force. A
+    /// control plane that cannot change it while running says so.
+    async fn set_mesh(
+        &mut self,
+        mesh: &MeshSettings,
+        _config: &AppliedConfig,
+        _timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        Err(ConvergeError::NotInForce(format!(
+            "this control plane cannot change the mesh config while it runs \
+             (outboundTrafficPolicy {}); the builtin control plane and --backend kind can",
+            mesh.outbound_traffic_policy.name()
+        )))
+    }
     /// The processes it depends on, to notice their deaths.
     fn liveness(&self) -> Liveness;
 }

@@ -12,7 +12,14 @@ use super::{Outcome, list};
 const HCM_TYPE: &str = "HttpConnectionManager";
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyConfig) -> Outcome {
+/// Judge `config` of `proxy` against `expect`. `time_scale`: how much faster than the tutorial
+/// the backend runs (route timeouts in its config are that much shorter).
+pub fn judge_proxy(
+    proxy: ProxyRole,
+    expect: &ProxyExpectation,
+    config: &ProxyConfig,
+    time_scale: u32,
+) -> Outcome {
     match expect {
         ProxyExpectation::Listeners(names) => {
             let actual: Vec<&String> = config.listeners.keys().collect();
@@ -31,7 +38,14 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             }
             outcome
         }
-        ProxyExpectation::Listener { name, present, rds } => {
+        ProxyExpectation::Listener {
+            name,
+            present,
+            rds,
+            listener_filters,
+            filter_chains,
+            default_chain,
+        } => {
             let what = format!("{proxy}: listener {name}");
             let Some(listener) = config.listeners.get(name) else {
                 return absent(what, *present);
@@ -45,18 +59,56 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                     note: None,
                 };
             }
-            match rds {
-                None => Outcome::compare(what, "present".into(), "present".into()),
-                Some(rds) => {
-                    let actual = listener_rds(listener);
-                    let shown = match &actual {
-                        Some((name, true)) => format!("RDS {name} from ADS"),
-                        Some((name, false)) => format!("RDS {name} not from ADS"),
-                        None => "no HTTP connection manager with RDS".into(),
-                    };
-                    Outcome::compare(what, format!("RDS {rds} from ADS"), shown)
-                }
+            let mut expected = Vec::new();
+            let mut actual = Vec::new();
+            if let Some(rds) = rds {
+                expected.push(format!("RDS {rds} from ADS"));
+                actual.push(match listener_rds(listener) {
+                    Some((name, true)) => format!("RDS {name} from ADS"),
+                    Some((name, false)) => format!("RDS {name} not from ADS"),
+                    None => "no HTTP connection manager with RDS".into(),
+                });
             }
+            if let Some(filters) = listener_filters {
+                expected.push(format!("listener filters {}", list(filters)));
+                let seen: Vec<String> = listener
+                    .get("listener_filters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| str_at(f, "/name"))
+                    .collect();
+                actual.push(format!("listener filters {}", list(&seen)));
+            }
+            if let Some(chains) = filter_chains {
+                let wanted: Vec<String> = chains
+                    .iter()
+                    .map(|c| describe_chain(&c.server_names, &c.cluster))
+                    .collect();
+                expected.push(format!("chains {}", list(&wanted)));
+                let seen: Vec<String> = listener
+                    .get("filter_chains")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| describe_chain(&chain_server_names(c), &chain_target(c)))
+                    .collect();
+                actual.push(format!("chains {}", list(&seen)));
+            }
+            if let Some(default) = default_chain {
+                expected.push(format!("default chain to {default}"));
+                let seen = listener
+                    .get("default_filter_chain")
+                    .map(chain_target)
+                    .unwrap_or_else(|| "none".into());
+                actual.push(format!("default chain to {seen}"));
+            }
+            if expected.is_empty() {
+                expected.push("present".to_string());
+                actual.push("present".to_string());
+            }
+            let (expected, actual) = (expected.join(", "), actual.join(", "));
+            Outcome::compare(what, expected, actual)
         }
         ProxyExpectation::VirtualHostNames {
             route_config,
@@ -85,6 +137,8 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             domains,
             routes,
             cluster,
+            timeout,
+            direct_response,
         } => {
             let what = format!("{proxy}: route config {route_config}: virtual host {name}");
             let mut expected = Vec::new();
@@ -96,6 +150,12 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             }
             if let Some(c) = cluster {
                 expected.push(format!("every route to {c}"));
+            }
+            if let Some(t) = timeout {
+                expected.push(format!("every route's timeout {}", seconds(*t)));
+            }
+            if let Some(status) = direct_response {
+                expected.push(format!("every route answers {status} itself"));
             }
             let expected_text = expected.join(", ");
             let Some(vh) = config.route_configs.get(route_config).and_then(|rc| {
@@ -137,6 +197,27 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 passed &= !targets.is_empty() && targets.iter().all(|t| t == c);
                 actual.push(format!("routes to {}", list(&targets)));
             }
+            if let Some(t) = timeout {
+                let seen: Vec<String> = route_list
+                    .iter()
+                    .map(|r| match route_timeout(r) {
+                        Some(d) => seconds(d * time_scale),
+                        None => "none".into(),
+                    })
+                    .collect();
+                passed &= !seen.is_empty() && seen.iter().all(|s| *s == seconds(*t));
+                let scaled = if time_scale > 1 {
+                    format!(" (in the tutorial's time; this backend runs {time_scale}× faster)")
+                } else {
+                    String::new()
+                };
+                actual.push(format!("timeouts {}{scaled}", list(&seen)));
+            }
+            if let Some(status) = direct_response {
+                let wanted = format!("direct response {status}");
+                passed &= !targets.is_empty() && targets.iter().all(|t| *t == wanted);
+                actual.push(format!("routes to {}", list(&targets)));
+            }
             Outcome {
                 what,
                 passed,
@@ -151,6 +232,7 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             discovery,
             lb_policy,
             tls,
+            endpoints,
         } => {
             let what = format!("{proxy}: cluster {name}");
             let Some(cluster) = config.clusters.get(name) else {
@@ -178,6 +260,15 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
                 expected.push(describe_tls(tls));
                 actual.push(describe_tls(&seen));
             }
+            if let Some(wanted) = endpoints {
+                let assignment = cluster
+                    .get("load_assignment")
+                    .or_else(|| config.endpoints.get(name));
+                let seen = assignment.map(endpoint_addresses).unwrap_or_default();
+                passed &= *wanted == seen;
+                expected.push(format!("endpoints {}", list(wanted)));
+                actual.push(format!("endpoints {}", list(&seen)));
+            }
             Outcome {
                 what,
                 passed,
@@ -187,6 +278,97 @@ pub fn judge_proxy(proxy: ProxyRole, expect: &ProxyExpectation, config: &ProxyCo
             }
         }
     }
+}
+
+/// A duration as suites write it: `3s`, `0.15s`.
+fn seconds(d: std::time::Duration) -> String {
+    let text = format!("{:.3}", d.as_secs_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}s")
+}
+
+/// A route's timeout, read from Envoy's JSON (`"3s"`, `"0.150s"`); `None` when it has none.
+fn route_timeout(route: &Value) -> Option<std::time::Duration> {
+    let text = str_at(route, "/route/timeout")?;
+    let secs: f64 = text.strip_suffix('s')?.parse().ok()?;
+    Some(std::time::Duration::from_secs_f64(secs))
+}
+
+/// The SNI names a filter chain matches.
+fn chain_server_names(chain: &Value) -> Vec<String> {
+    chain
+        .pointer("/filter_chain_match/server_names")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Where a filter chain sends: its TCP proxy's cluster, or the route config of its HTTP
+/// connection manager (`rds <name>`).
+fn chain_target(chain: &Value) -> String {
+    let filters = chain
+        .get("filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for filter in &filters {
+        let config = filter.get("typed_config");
+        let kind = config
+            .and_then(|c| c.get("@type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind.ends_with(".TcpProxy") {
+            return config
+                .and_then(|c| str_at(c, "/cluster"))
+                .unwrap_or_else(|| "(weighted clusters)".into());
+        }
+        if kind.ends_with(HCM_TYPE) {
+            return config
+                .and_then(|c| str_at(c, "/rds/route_config_name"))
+                .map(|n| format!("rds {n}"))
+                .unwrap_or_else(|| "(inline routes)".into());
+        }
+    }
+    "(no proxy filter)".into()
+}
+
+fn describe_chain(server_names: &[String], target: &str) -> String {
+    if server_names.is_empty() {
+        format!("anything → {target}")
+    } else {
+        format!("sni {} → {target}", server_names.join(","))
+    }
+}
+
+/// Where an assignment's endpoints are, as Istio gave them: the address the local network model
+/// kept in their metadata when it moved them, else the address itself.
+fn endpoint_addresses(assignment: &Value) -> Vec<String> {
+    let metadata = format!(
+        "/metadata/filter_metadata/{}/{}",
+        crate::local_network::METADATA_NAMESPACE,
+        crate::local_network::ISTIO_ADDRESS
+    );
+    assignment
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|l| {
+            l.get("lb_endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|e| {
+            str_at(e, &metadata).or_else(|| {
+                let address = str_at(e, "/endpoint/address/socket_address/address")?;
+                let port = e.pointer("/endpoint/address/socket_address/port_value")?;
+                Some(format!("{address}:{port}"))
+            })
+        })
+        .collect()
 }
 
 /// The verdict on something the config does not have.

@@ -60,8 +60,8 @@ pub(super) fn local_argv(
 }
 
 /// The sidecar port a connection to `host:port` lands on: what iptables and `virtualOutbound`'s
-/// hand-off by original destination would pick. A Service's VIP listener first, then the
-/// `0.0.0.0_<port>` listener, else `virtualOutbound` itself.
+/// hand-off by original destination would pick. The listener of the address itself (a Service's
+/// VIP, or an IP the URL names), then the `0.0.0.0_<port>` listener, else `virtualOutbound`.
 pub(crate) fn connect_to(
     host: &str,
     port: u32,
@@ -74,7 +74,12 @@ pub(crate) fn connect_to(
         .services
         .iter()
         .find(|s| s.hostname() == host)
-        .map(|s| s.cluster_ip.clone());
+        .map(|s| s.cluster_ip.clone())
+        .or_else(|| {
+            host.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| ip.to_string())
+        });
     let candidates = vip
         .map(|ip| format!("{ip}_{port}"))
         .into_iter()

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
 };
 
 use super::*;
-use crate::mesh::{AppliedConfig, MeshSettings};
+use crate::mesh::{AppliedConfig, MeshSettings, OutboundTrafficPolicy};
 use crate::translate::{ProxyWorkloads, Translation, translate};
 
 const ROOTS: &str = "/run/test/roots.pem";
@@ -48,9 +48,25 @@ fn localize(
 ) -> Result<Translation, LocalizeError> {
     let pods = pod_ports(registry);
     Ok(Translation {
-        sidecar: localize_proxy(&t.sidecar, ProxyRole::Sidecar, &pods, net)?,
-        gateway: localize_proxy(&t.gateway, ProxyRole::EgressGateway, &pods, net)?,
+        sidecar: localize_proxy(&t.sidecar, ProxyRole::Sidecar, &pods, registry, net)?,
+        gateway: localize_proxy(&t.gateway, ProxyRole::EgressGateway, &pods, registry, net)?,
     })
+}
+
+/// The origin of these tests: host-named sites on 80 and 443, and one address on 3306.
+fn origin() -> BTreeMap<OriginPort, SocketAddr> {
+    let key = |address: Option<&str>, port| OriginPort {
+        address: address.map(|a| a.parse().unwrap()),
+        port,
+    };
+    BTreeMap::from([
+        (key(None, 80), "127.0.0.1:18080".parse().unwrap()),
+        (key(None, 443), "127.0.0.1:18443".parse().unwrap()),
+        (
+            key(Some("192.0.2.10"), 3306),
+            "127.0.0.1:13306".parse().unwrap(),
+        ),
+    ])
 }
 
 /// The ports both proxies need.
@@ -59,12 +75,18 @@ fn required_ports_of(
     registry: &Registry,
     external_ports: &BTreeSet<u32>,
 ) -> BTreeSet<PortKey> {
-    let mut keys = required_ports(ProxyRole::Sidecar, &t.sidecar, registry, external_ports);
+    let plan = Plan {
+        ports: BTreeMap::new(),
+        origin: origin(),
+        roots_file: ROOTS.into(),
+        external_ports: external_ports.clone(),
+    };
+    let mut keys = required_ports(ProxyRole::Sidecar, &t.sidecar, registry, &plan);
     keys.extend(required_ports(
         ProxyRole::EgressGateway,
         &t.gateway,
         registry,
-        external_ports,
+        &plan,
     ));
     keys
 }
@@ -79,8 +101,7 @@ fn network(t: &Translation) -> Plan {
         .collect();
     Plan {
         ports,
-        origin_http: "127.0.0.1:18080".parse().unwrap(),
-        origin_tls: "127.0.0.1:18443".parse().unwrap(),
+        origin: origin(),
         roots_file: ROOTS.into(),
         external_ports,
     }
@@ -340,10 +361,16 @@ fn eds_endpoints_point_at_the_proxy_playing_the_pod() {
     );
     let sleep = port_of(&net, PortKey::Unplayed("sleep".into(), 80));
     for resources in [&local.sidecar, &local.gateway] {
+        // The subset is the sidecar's only: its rule is in `default`, the gateway's namespace
+        // is `istio-system`.
+        let subset = "outbound|443|cnn|istio-egressgateway.istio-system.svc.cluster.local";
         for name in [
             "outbound|443||istio-egressgateway.istio-system.svc.cluster.local",
-            "outbound|443|cnn|istio-egressgateway.istio-system.svc.cluster.local",
-        ] {
+            subset,
+        ]
+        .into_iter()
+        .filter(|n| *n != subset || std::ptr::eq(resources, &local.sidecar))
+        {
             assert_eq!(
                 endpoints(assignment(resources, name)),
                 [format!("127.0.0.1:{gateway_8443}")]
@@ -448,6 +475,192 @@ fn connect_to_picks_the_listener_iptables_would() {
         Err(LocalizeError::NoRoute {
             host: "edition.cnn.com".into(),
             port: 8443
+        })
+    );
+}
+
+/// The translation of `yaml` (namespace `default`) under REGISTRY_ONLY.
+fn translation_of(yaml: &str) -> Translation {
+    let mut config = AppliedConfig::default();
+    for object in crate::istio::parse::parse_manifests(Path::new("inline.yaml"), yaml).unwrap() {
+        config.apply(object, "default");
+    }
+    translate(
+        &config,
+        &Registry::tutorial(),
+        &MeshSettings {
+            outbound_traffic_policy: OutboundTrafficPolicy::RegistryOnly,
+        },
+        &ProxyWorkloads::tutorial(),
+    )
+    .unwrap()
+}
+
+const SERIES: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: google}
+spec:
+  hosts: [www.google.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mysql}
+spec:
+  hosts: [mysqldb.example.com]
+  addresses: [192.0.2.10/32]
+  ports: [{number: 3306, name: tcp, protocol: TCP}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mongo}
+spec:
+  hosts: [my-mongo.tcp.svc]
+  addresses: [192.0.2.20/32]
+  ports: [{number: 27017, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.20}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin.org]
+  http: [{timeout: 3s, route: [{destination: {host: httpbin.org}}]}]
+";
+
+#[test]
+fn passthrough_and_address_listeners_get_their_original_destination() {
+    let t = translation_of(SERIES);
+    let net = network(&t);
+    let local = localize(&t, &Registry::tutorial(), &net).unwrap();
+    // TLS by SNI on 0.0.0.0_443: the default chain blackholes, but its chains are told where
+    // the connection was going all the same.
+    let tls = find(&local.sidecar.listeners, "0.0.0.0_443");
+    assert_eq!(
+        original_destination_of(&tls.filter_chains[0]),
+        "127.0.0.1:18443"
+    );
+    assert_eq!(
+        original_destination_of(tls.default_filter_chain.as_ref().unwrap()),
+        "127.0.0.1:18443"
+    );
+    // An address the origin plays, and one it does not: that one is a port nobody listens on.
+    let mysql = find(&local.sidecar.listeners, "192.0.2.10_3306");
+    assert_eq!(
+        original_destination_of(&mysql.filter_chains[0]),
+        "127.0.0.1:13306"
+    );
+    let mongo = find(&local.sidecar.listeners, "192.0.2.20_27017");
+    let nobody = port_of(&net, PortKey::Unplayed("192.0.2.20".into(), 27017));
+    assert_eq!(
+        original_destination_of(&mongo.filter_chains[0]),
+        format!("127.0.0.1:{nobody}")
+    );
+}
+
+#[test]
+fn moved_endpoints_keep_istios_address_in_their_metadata() {
+    let t = translation_of(SERIES);
+    let net = network(&t);
+    let local = localize(&t, &Registry::tutorial(), &net).unwrap();
+    let istio_address = |a: &ClusterLoadAssignment| -> Vec<String> {
+        a.endpoints
+            .iter()
+            .flat_map(|l| &l.lb_endpoints)
+            .map(|e| {
+                let fields =
+                    &e.metadata.as_ref().unwrap().filter_metadata[METADATA_NAMESPACE].fields;
+                match &fields[ISTIO_ADDRESS].kind {
+                    Some(Kind::StringValue(s)) => s.clone(),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    };
+    // targetPort 443 on port 80: the origin's TLS port plays it, and Istio's port is kept.
+    let httpbin = cluster(&local.sidecar, "outbound|80||httpbin.org");
+    let assignment = httpbin.load_assignment.as_ref().unwrap();
+    assert_eq!(endpoints(assignment), ["127.0.0.1:18443"]);
+    assert_eq!(istio_address(assignment), ["httpbin.org:443"]);
+    let mongo = assignment_of(&local.sidecar, "outbound|27017||my-mongo.tcp.svc");
+    assert_eq!(istio_address(mongo), ["192.0.2.20:27017"]);
+    // The translator's own output is untouched.
+    assert!(t.sidecar.endpoints.iter().all(|a| {
+        a.endpoints
+            .iter()
+            .flat_map(|l| &l.lb_endpoints)
+            .all(|e| e.metadata.is_none())
+    }));
+}
+
+fn assignment_of<'a>(r: &'a ProxyResources, name: &str) -> &'a ClusterLoadAssignment {
+    assignment(r, name)
+}
+
+#[test]
+fn route_timeouts_run_at_the_local_time_scale() {
+    let t = translation_of(SERIES);
+    let net = network(&t);
+    let local = localize(&t, &Registry::tutorial(), &net).unwrap();
+    let timeout = |r: &ProxyResources| {
+        let rc = r.routes.iter().find(|r| r.name == "80").unwrap();
+        let vh = rc
+            .virtual_hosts
+            .iter()
+            .find(|v| v.name == "httpbin.org:80")
+            .unwrap();
+        match &vh.routes[0].action {
+            Some(Action::Route(a)) => a.timeout,
+            other => panic!("{other:?}"),
+        }
+    };
+    let scaled = timeout(&local.sidecar).unwrap();
+    let nanos = scaled.seconds as u128 * 1_000_000_000 + scaled.nanos as u128;
+    assert_eq!(nanos, 3_000_000_000 / TIME_SCALE as u128);
+    assert_eq!(timeout(&t.sidecar).unwrap().seconds, 3);
+    // No timeout stays no timeout.
+    let rc = local
+        .sidecar
+        .routes
+        .iter()
+        .find(|r| r.name == "80")
+        .unwrap();
+    let sleep = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "sleep.default.svc.cluster.local:80")
+        .unwrap();
+    match &sleep.routes[0].action {
+        Some(Action::Route(a)) => assert_eq!(a.timeout.map(|d| (d.seconds, d.nanos)), Some((0, 0))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connect_to_an_address_picks_its_own_listener() {
+    let registry = Registry::tutorial();
+    let t = translation_of(SERIES);
+    let net = network(&t);
+    assert_eq!(
+        connect_to("192.0.2.10", 3306, &t.sidecar.listeners, &registry, &net),
+        Ok(port_of(&net, sidecar("192.0.2.10_3306")))
+    );
+    let none = translation(0);
+    assert_eq!(
+        connect_to("192.0.2.10", 3306, &none.sidecar.listeners, &registry, &net),
+        Err(LocalizeError::NoRoute {
+            host: "192.0.2.10".into(),
+            port: 3306
         })
     );
 }

@@ -13,6 +13,8 @@ pub struct ProxyConfig {
     pub draining_listeners: BTreeSet<String>,
     pub route_configs: BTreeMap<String, Value>,
     pub clusters: BTreeMap<String, Value>,
+    /// EDS assignments, by cluster name (`/config_dump?include_eds`).
+    pub endpoints: BTreeMap<String, Value>,
 }
 
 fn type_suffix(config: &Value) -> &str {
@@ -55,6 +57,16 @@ impl ProxyConfig {
                             && let Some(name) = rc.get("name").and_then(Value::as_str)
                         {
                             out.route_configs.insert(name.to_string(), rc.clone());
+                        }
+                    }
+                }
+                "EndpointsConfigDump" => {
+                    for e in array(config, "dynamic_endpoint_configs") {
+                        if let Some(assignment) = e.get("endpoint_config")
+                            && let Some(name) =
+                                assignment.get("cluster_name").and_then(Value::as_str)
+                        {
+                            out.endpoints.insert(name.to_string(), assignment.clone());
                         }
                     }
                 }

@@ -26,7 +26,8 @@ pub fn response_heads(stdout: &str) -> Vec<ResponseHead> {
         let line = line.trim_end_matches('\r');
         if line.starts_with("HTTP/") {
             heads.push(ResponseHead {
-                status_line: line.to_string(),
+                // curl ends an HTTP/2 status line with a space where the reason phrase would be.
+                status_line: line.trim_end().to_string(),
                 headers: Vec::new(),
             });
             in_head = true;
@@ -46,6 +47,12 @@ pub fn response_heads(stdout: &str) -> Vec<ResponseHead> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http2_status_line_has_no_trailing_space() {
+        let heads = response_heads("HTTP/2 200 \r\ncontent-type: text/html\r\n\r\n");
+        assert_eq!(heads[0].status_line, "HTTP/2 200");
+    }
 
     #[test]
     fn reads_every_head_of_a_redirect_chain() {

@@ -12,6 +12,11 @@ pub struct OriginHit {
     pub tls: bool,
     pub sni: Option<String>,
     pub status: u16,
+    /// The site's port it arrived at.
+    pub port: u32,
+    pub method: String,
+    /// The application protocol its TLS settled on.
+    pub alpn: Option<String>,
 }
 
 /// The output of one command.

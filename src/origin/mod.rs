@@ -1,12 +1,13 @@
-//! The local origin that stands in for edition.cnn.com (and any other external host a suite
-//! names): the run's certificates ([`pki`]) and the server that answers on a plain and a TLS
-//! loopback port ([`server`]), recording what reached it.
+//! The local origin that stands in for the external sites a suite declares: what they are
+//! ([`sites`]), the run's certificates ([`pki`]) and the server that plays them on loopback ports
+//! ([`server`]), recording what reached it.
 //!
-//! It plays the origin only; routing traffic to it (Envoy clusters, curl's `--connect-to`) is the
-//! local backend's business, not this module's.
+//! It plays the sites only; routing traffic to them (Envoy clusters, curl's `--connect-to`) is
+//! the local backend's business, not this module's.
 
 pub(crate) mod pki;
 pub(crate) mod server;
+pub(crate) mod sites;
 
 pub(crate) use pki::RunPki;
-pub(crate) use server::{Origin, OriginConfig, POLITICS_BODY_LEN};
+pub(crate) use server::{Origin, OriginConfig};

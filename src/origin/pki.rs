@@ -20,10 +20,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// The CA certificate's common name, so a run's CA is recognisable in any tool that shows it.
 pub const CA_COMMON_NAME: &str = "egress-conformance run CA";
 
-/// ALPN protocols the origin offers; clients without ALPN (Envoy's default upstream TLS context)
-/// are accepted too, since rustls only refuses a client whose offer has no overlap.
-const ALPN_HTTP11: &[u8] = b"http/1.1";
-
 /// Why [`RunPki::generate`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -161,8 +157,11 @@ impl RunPki {
     }
 
     /// A rustls server configuration presenting the leaf certificate (whatever the SNI), TLS 1.2
-    /// and 1.3, ALPN `http/1.1`, built on ring explicitly rather than the process-wide provider.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
+    /// and 1.3, offering `alpn` (in the server's order of preference), built on ring explicitly
+    /// rather than the process-wide provider. A client that offers no ALPN (Envoy's upstream TLS
+    /// context for an HTTP/1.1 cluster) is accepted too: rustls refuses only a client whose offer
+    /// has no overlap.
+    pub fn server_config(&self, alpn: &[String]) -> Result<Arc<ServerConfig>, PkiError> {
         let to_error = |source| PkiError::ServerConfig {
             hosts: self.hosts.clone(),
             source,
@@ -177,7 +176,7 @@ impl RunPki {
                 PrivateKeyDer::Pkcs8(self.leaf_key.clone_key()),
             )
             .map_err(to_error)?;
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         Ok(Arc::new(config))
     }
 }
@@ -212,33 +211,33 @@ mod tests {
             .is_ok()
     }
 
-    fn cnn() -> Vec<String> {
-        vec!["edition.cnn.com".to_string()]
+    fn site() -> Vec<String> {
+        vec!["news.example".to_string()]
     }
 
     #[test]
     fn leaf_verifies_against_the_ca_for_its_host_only() {
-        let pki = RunPki::generate(&cnn()).unwrap();
-        assert!(verify(&pki, pki.ca_der(), "edition.cnn.com"));
-        assert!(!verify(&pki, pki.ca_der(), "www.cnn.com"));
+        let pki = RunPki::generate(&site()).unwrap();
+        assert!(verify(&pki, pki.ca_der(), "news.example"));
+        assert!(!verify(&pki, pki.ca_der(), "www.news.example"));
         assert!(!verify(&pki, pki.ca_der(), "example.com"));
     }
 
     #[test]
     fn every_run_has_its_own_ca() {
-        let first = RunPki::generate(&cnn()).unwrap();
-        let second = RunPki::generate(&cnn()).unwrap();
+        let first = RunPki::generate(&site()).unwrap();
+        let second = RunPki::generate(&site()).unwrap();
         assert_ne!(first.ca_pem(), second.ca_pem());
         // A leaf from one run must not verify against another run's CA.
-        assert!(!verify(&first, second.ca_der(), "edition.cnn.com"));
+        assert!(!verify(&first, second.ca_der(), "news.example"));
     }
 
     #[test]
     fn leaf_names_every_host() {
-        let hosts = vec!["edition.cnn.com".to_string(), "www.google.com".to_string()];
+        let hosts = vec!["news.example".to_string(), "search.example".to_string()];
         let pki = RunPki::generate(&hosts).unwrap();
-        assert!(verify(&pki, pki.ca_der(), "edition.cnn.com"));
-        assert!(verify(&pki, pki.ca_der(), "www.google.com"));
+        assert!(verify(&pki, pki.ca_der(), "news.example"));
+        assert!(verify(&pki, pki.ca_der(), "search.example"));
         assert_eq!(pki.hosts(), hosts.as_slice());
     }
 
@@ -249,13 +248,18 @@ mod tests {
 
     #[test]
     fn ca_pem_is_written_and_server_config_builds() {
-        let pki = RunPki::generate(&cnn()).unwrap();
+        let pki = RunPki::generate(&site()).unwrap();
         assert!(pki.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         pki.write_ca_pem(&path).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), pki.ca_pem());
-        let config = pki.server_config().unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let config = pki
+            .server_config(&["h2".into(), "http/1.1".into()])
+            .unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 }

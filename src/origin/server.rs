@@ -1,12 +1,18 @@
-//! The origin server: two loopback listeners that answer as edition.cnn.com does for the
-//! tutorial, and a record of every request that reached them.
+//! The origin server: one loopback listener for every port the suite's sites declare (host-named
+//! sites share a listener per port, each address has its own), answering as each site is
+//! declared to, and a record of every request that reached them.
 //!
-//! The HTTP listener plays port 80 and redirects everything to `https://`; the TLS listener plays
-//! port 443, presents the run's leaf certificate and serves `/politics`. A plain-HTTP request on
-//! the TLS listener gets nginx's `400` ("The plain HTTP request was sent to HTTPS port"), which is
-//! what the tutorial's stage 3 shows. HTTP/1.1 only; no HTTP/2, no client certificates, no
-//! content beyond what the tutorial looks at.
+//! A TLS port presents the run's leaf certificate, offers the port's ALPN protocols and serves
+//! HTTP/2 to a client that negotiates `h2`, HTTP/1.1 to any other; a plain-HTTP request on a TLS
+//! port gets nginx's `400` ("The plain HTTP request was sent to HTTPS port"). A plain port speaks
+//! HTTP/1.1. What a site answers is the suite's to declare (`super::sites`); nothing about any
+//! particular site is written here.
+//!
+//! A declared delay is served by waiting before the answer, scaled by the run's time scale (the
+//! local network model's, so that a tutorial's seconds cost milliseconds): that wait is the
+//! behaviour being played, not a wait for a condition.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -15,10 +21,10 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, LOCATION, SERVER};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, LOCATION, SERVER};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,9 +33,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::pki::{PkiError, RunPki};
-
-/// The size of edition.cnn.com's `/politics` page in the tutorial's output.
-pub const POLITICS_BODY_LEN: usize = 150_793;
+use super::sites::{Answer, Body, OriginPort, Page, Sites};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -40,65 +44,90 @@ const SERVER_NAME: &str = "nginx";
 #[derive(Debug, Clone)]
 pub struct OriginConfig {
     pub pki: Arc<RunPki>,
-    /// Hosts served on the TLS listener; any other Host gets `404` (and is recorded).
-    pub hosts: Vec<String>,
-    /// Exact length of the `/politics` body.
-    pub politics_body_len: usize,
+    pub sites: Sites,
+    /// Declared delays are divided by this (1: as declared).
+    pub time_scale: u32,
 }
 
 #[cfg(test)]
 impl OriginConfig {
-    /// A configuration serving the hosts of `pki`'s leaf certificate with the tutorial's body size.
+    /// For tests elsewhere that need any TLS origin: the hosts of `pki`'s leaf on port 443 (and
+    /// a plain port 80), each answering every path with an empty `200`.
     pub fn new(pki: Arc<RunPki>) -> Self {
-        let hosts = pki.hosts().to_vec();
+        use super::sites::{PathPattern, Site, SiteName, SitePort};
+        let ok = Answer::Page(Page {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Empty,
+            delay: Duration::ZERO,
+        });
+        let sites = pki
+            .hosts()
+            .iter()
+            .map(|host| Site {
+                name: SiteName::Host(host.clone()),
+                ports: vec![
+                    SitePort {
+                        port: 80,
+                        tls: false,
+                        alpn: Vec::new(),
+                        paths: vec![(PathPattern::Any, ok.clone())],
+                    },
+                    SitePort {
+                        port: 443,
+                        tls: true,
+                        alpn: vec!["http/1.1".into()],
+                        paths: vec![(PathPattern::Any, ok.clone())],
+                    },
+                ],
+            })
+            .collect();
         OriginConfig {
             pki,
-            hosts,
-            politics_body_len: POLITICS_BODY_LEN,
+            sites: Sites { sites },
+            time_scale: 1,
         }
     }
-}
-
-/// Which listener a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OriginListener {
-    /// The listener playing port 80.
-    Http,
-    /// The listener playing port 443.
-    Tls,
 }
 
 /// One request the origin answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginRequest {
-    /// Order of arrival across both listeners, from 0.
+    /// Order of arrival across every listener, from 0.
     pub seq: u64,
-    pub listener: OriginListener,
-    /// Whether the request came over TLS (false for plain HTTP sent to the TLS listener).
+    /// The listener it arrived on: which port (and address) of which sites.
+    pub listener: OriginPort,
+    /// Whether the request came over TLS (false for plain HTTP sent to a TLS port).
     pub tls: bool,
     /// The SNI the client sent, if it sent one (TLS only).
     pub sni: Option<String>,
+    /// The application protocol the TLS handshake settled on (`h2`, `http/1.1`), if any.
+    pub alpn: Option<String>,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub version: String,
     /// The Host header (or absolute-form authority) without its port; empty if there was none.
     pub host: String,
     pub method: String,
     /// Path and query as the request line carried them.
     pub path: String,
+    /// The status it was (or is being) answered with; recorded on arrival, so a client that
+    /// gave up before a delayed answer still shows here.
     pub status: u16,
 }
 
 /// Why [`Origin::start`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
-    #[error("binding the {listener:?} listener on {addr}")]
+    #[error("binding the listener for {listener} on {addr}")]
     Bind {
-        listener: OriginListener,
+        listener: OriginPort,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("reading the {listener:?} listener's address")]
+    #[error("reading the address of the listener for {listener}")]
     LocalAddr {
-        listener: OriginListener,
+        listener: OriginPort,
         #[source]
         source: std::io::Error,
     },
@@ -115,8 +144,7 @@ pub struct OriginWaitError(String);
 /// A running origin. Dropping it aborts its tasks (their sockets close when the runtime drops
 /// them); [`Origin::shutdown`] stops it, resets open connections and waits.
 pub struct Origin {
-    http_addr: SocketAddr,
-    tls_addr: SocketAddr,
+    listeners: BTreeMap<OriginPort, SocketAddr>,
     records: Arc<Records>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -125,55 +153,61 @@ pub struct Origin {
 impl std::fmt::Debug for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Origin")
-            .field("http_addr", &self.http_addr)
-            .field("tls_addr", &self.tls_addr)
+            .field("listeners", &self.listeners)
             .finish_non_exhaustive()
     }
 }
 
 impl Origin {
-    /// Binds both listeners on `127.0.0.1:0` and starts serving.
+    /// Binds one listener on `127.0.0.1:0` for every port the sites declare and starts serving.
     pub async fn start(config: OriginConfig) -> Result<Origin, OriginError> {
-        let tls_config = config.pki.server_config()?;
-        let http = bind(OriginListener::Http).await?;
-        let tls = bind(OriginListener::Tls).await?;
-        let http_addr = local_addr(&http, OriginListener::Http)?;
-        let tls_addr = local_addr(&tls, OriginListener::Tls)?;
-
         let records = Arc::new(Records::default());
         let shared = Arc::new(Shared {
-            hosts: config.hosts,
-            politics_body: Bytes::from(politics_body(config.politics_body_len)),
-            tls_config,
+            sites: config.sites.clone(),
+            time_scale: config.time_scale.max(1),
             records: records.clone(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(accept_loop(
-                http,
-                OriginListener::Http,
+        let mut listeners = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (key, tls, alpn) in config.sites.listeners() {
+            let tls = if tls {
+                Some(config.pki.server_config(&alpn)?)
+            } else {
+                None
+            };
+            let listener = bind(key).await?;
+            listeners.insert(key, local_addr(&listener, key)?);
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                Port { key, tls },
                 shared.clone(),
                 stop_rx.clone(),
-            )),
-            tokio::spawn(accept_loop(tls, OriginListener::Tls, shared, stop_rx)),
-        ];
+            )));
+        }
         Ok(Origin {
-            http_addr,
-            tls_addr,
+            listeners,
             records,
             stop,
             tasks,
         })
     }
 
-    /// The listener playing port 80.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+    /// Where the origin plays each port of the sites.
+    pub fn listeners(&self) -> &BTreeMap<OriginPort, SocketAddr> {
+        &self.listeners
     }
 
-    /// The listener playing port 443.
+    /// The listener playing `port` of a host-named site (`address: None`) or of an address.
+    #[cfg(test)]
+    pub fn addr(&self, address: Option<std::net::IpAddr>, port: u32) -> SocketAddr {
+        self.listeners[&OriginPort { address, port }]
+    }
+
+    /// The listener playing port 443 of the host-named sites (tests elsewhere use it).
+    #[cfg(test)]
     pub fn tls_addr(&self) -> SocketAddr {
-        self.tls_addr
+        self.addr(None, 443)
     }
 
     /// Every request answered so far, in order of `seq`.
@@ -229,7 +263,7 @@ impl Origin {
         }
     }
 
-    /// Stops accepting, resets every open connection and waits for all tasks; both ports are free
+    /// Stops accepting, resets every open connection and waits for all tasks; every port is free
     /// when this returns.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
@@ -248,22 +282,22 @@ impl Drop for Origin {
     }
 }
 
-async fn bind(listener: OriginListener) -> Result<TcpListener, OriginError> {
+async fn bind(key: OriginPort) -> Result<TcpListener, OriginError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     TcpListener::bind(addr)
         .await
         .map_err(|source| OriginError::Bind {
-            listener,
+            listener: key,
             addr,
             source,
         })
 }
 
-fn local_addr(listener: &TcpListener, which: OriginListener) -> Result<SocketAddr, OriginError> {
+fn local_addr(listener: &TcpListener, key: OriginPort) -> Result<SocketAddr, OriginError> {
     listener
         .local_addr()
         .map_err(|source| OriginError::LocalAddr {
-            listener: which,
+            listener: key,
             source,
         })
 }
@@ -304,23 +338,32 @@ impl Records {
 }
 
 struct Shared {
-    hosts: Vec<String>,
-    politics_body: Bytes,
-    tls_config: Arc<ServerConfig>,
+    sites: Sites,
+    time_scale: u32,
     records: Arc<Records>,
+}
+
+/// One listener: which port of which sites it plays, and its TLS if it is a TLS port.
+#[derive(Clone)]
+struct Port {
+    key: OriginPort,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// How a connection reached the origin, for recording and for choosing the answer.
 #[derive(Debug, Clone)]
 struct ConnInfo {
-    listener: OriginListener,
+    listener: OriginPort,
+    /// The listener is a TLS port.
+    tls_port: bool,
     tls: bool,
     sni: Option<String>,
+    alpn: Option<String>,
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    which: OriginListener,
+    port: Port,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -336,7 +379,7 @@ async fn accept_loop(
                 // connection attempt; the listener itself stays good.
                 if let Ok((stream, peer)) = accepted {
                     let stop = connection_stop.clone();
-                    connections.spawn(run_connection(stream, peer, which, shared.clone(), stop));
+                    connections.spawn(run_connection(stream, peer, port.clone(), shared.clone(), stop));
                 }
             }
         }
@@ -354,7 +397,7 @@ async fn accept_loop(
 async fn run_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    which: OriginListener,
+    port: Port,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -365,7 +408,7 @@ async fn run_connection(
         .try_clone_to_owned()
         .map(socket2::Socket::from);
     tokio::select! {
-        _ = serve_connection(stream, peer, which, shared) => {}
+        _ = serve_connection(stream, peer, port, shared) => {}
         _ = stop.wait_for(|stop| *stop) => {
             if let Ok(socket) = &socket {
                 // Linger zero makes the final close send a reset; if it cannot be set, the
@@ -376,43 +419,35 @@ async fn run_connection(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    which: OriginListener,
-    shared: Arc<Shared>,
-) {
-    match which {
-        OriginListener::Http => {
-            let info = ConnInfo {
-                listener: which,
-                tls: false,
-                sni: None,
-            };
-            serve_http1(stream, info, shared).await;
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, port: Port, shared: Arc<Shared>) {
+    let plain = ConnInfo {
+        listener: port.key,
+        tls_port: port.tls.is_some(),
+        tls: false,
+        sni: None,
+        alpn: None,
+    };
+    let Some(config) = port.tls else {
+        return serve_http(stream, plain, shared).await;
+    };
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {
+            serve_tls(stream, peer, plain, config, shared).await;
         }
-        OriginListener::Tls => {
-            let mut first = [0u8; 1];
-            match stream.peek(&mut first).await {
-                Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {
-                    serve_tls(stream, peer, shared).await;
-                }
-                Ok(1) => {
-                    let info = ConnInfo {
-                        listener: which,
-                        tls: false,
-                        sni: None,
-                    };
-                    serve_http1(stream, info, shared).await;
-                }
-                // Closed before sending anything, or failed: nothing to answer.
-                _ => {}
-            }
-        }
+        Ok(1) => serve_http(stream, plain, shared).await,
+        // Closed before sending anything, or failed: nothing to answer.
+        _ => {}
     }
 }
 
-async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    info: ConnInfo,
+    config: Arc<ServerConfig>,
+    shared: Arc<Shared>,
+) {
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match acceptor.await {
         Ok(start) => start,
@@ -424,14 +459,20 @@ async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     let sni = start.client_hello().server_name().map(str::to_string);
-    match start.into_stream(shared.tls_config.clone()).await {
+    match start.into_stream(config).await {
         Ok(tls) => {
+            let alpn = tls
+                .get_ref()
+                .1
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
             let info = ConnInfo {
-                listener: OriginListener::Tls,
                 tls: true,
                 sni,
+                alpn,
+                ..info
             };
-            serve_http1(tls, info, shared).await;
+            serve_http(tls, info, shared).await;
         }
         Err(err) => {
             let sni = sni.as_deref().unwrap_or("(none)");
@@ -442,76 +483,193 @@ async fn serve_tls(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
 }
 
-async fn serve_http1<S>(stream: S, info: ConnInfo, shared: Arc<Shared>)
+/// HTTP/2 when TLS settled on `h2`, else HTTP/1.1.
+async fn serve_http<S>(stream: S, info: ConnInfo, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let h2 = info.alpn.as_deref() == Some("h2");
     let service = service_fn(move |request: Request<Incoming>| {
-        let response = answer(&shared, &info, &request);
-        async move { Ok::<_, Infallible>(response) }
+        let answer = answer(&shared, &info, &request);
+        let scale = shared.time_scale;
+        async move {
+            if !answer.delay.is_zero() {
+                // The site's own slowness, as declared (see the module doc).
+                tokio::time::sleep(answer.delay / scale).await;
+            }
+            Ok::<_, Infallible>(answer.response)
+        }
     });
     // A connection error (client went away mid-request) ends only this connection.
-    let _ = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    if h2 {
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    } else {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    }
+}
+
+/// A response and how long to hold it back.
+struct Answered {
+    response: Response<Full<Bytes>>,
+    delay: Duration,
 }
 
 /// Chooses the response to `request` and records it.
-fn answer(shared: &Shared, info: &ConnInfo, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(shared: &Shared, info: &ConnInfo, request: &Request<Incoming>) -> Answered {
     let host = request_host(request);
     let path = request
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
-
-    let response = match (info.listener, info.tls) {
-        (OriginListener::Tls, false) => plain_http_on_https_port(),
-        _ if host.is_empty() => nginx_page(StatusCode::BAD_REQUEST, None),
-        (OriginListener::Http, _) => redirect_to_https(&host, &path),
-        (OriginListener::Tls, true) => {
-            if !shared.serves(&host) || request.uri().path() != "/politics" {
-                nginx_page(StatusCode::NOT_FOUND, None)
-            } else if request.method() != Method::GET && request.method() != Method::HEAD {
-                nginx_page(StatusCode::METHOD_NOT_ALLOWED, None)
-            } else {
-                let mut response = Response::new(Full::new(shared.politics_body.clone()));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                response
+    let mut delay = Duration::ZERO;
+    let response = if info.tls_port && !info.tls {
+        plain_http_on_https_port()
+    } else if host.is_empty() && info.listener.address.is_none() {
+        nginx_page(StatusCode::BAD_REQUEST, None)
+    } else {
+        match shared
+            .sites
+            .port_for(info.listener, &host)
+            .and_then(|p| p.answer_for(request.uri().path()))
+        {
+            None => nginx_page(StatusCode::NOT_FOUND, None),
+            Some(Answer::RedirectToHttps) => redirect_to_https(&host, &path),
+            Some(Answer::Page(page)) => {
+                delay = page.delay;
+                serve_page(page, request)
             }
         }
     };
     let mut response = response;
-    response
-        .headers_mut()
-        .insert(SERVER, HeaderValue::from_static(SERVER_NAME));
-
+    if !response.headers().contains_key(SERVER) {
+        response
+            .headers_mut()
+            .insert(SERVER, HeaderValue::from_static(SERVER_NAME));
+    }
     shared.records.request(OriginRequest {
         seq: 0,
         listener: info.listener,
         tls: info.tls,
         sni: info.sni.clone(),
+        alpn: info.alpn.clone(),
+        version: version_name(request.version()).to_string(),
         host,
         method: request.method().as_str().to_string(),
         path,
         status: response.status().as_u16(),
     });
-    response
+    Answered { response, delay }
 }
 
-impl Shared {
-    fn serves(&self, host: &str) -> bool {
-        let host = host.strip_suffix('.').unwrap_or(host);
-        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
     }
 }
 
+/// A declared page: its status and headers, and its body (or an echo of the request).
+fn serve_page(page: &Page, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let echo = matches!(page.body, Body::EchoHeaders | Body::EchoRequest);
+    if !echo && request.method() != Method::GET && request.method() != Method::HEAD {
+        return nginx_page(StatusCode::METHOD_NOT_ALLOWED, None);
+    }
+    let (body, content_type) = match &page.body {
+        Body::Empty => (Bytes::new(), None),
+        Body::Bytes(n) => (Bytes::from(filler_page(*n)), Some("text/html")),
+        Body::Text(text) => (Bytes::from(text.clone()), Some("text/plain")),
+        Body::EchoHeaders => (Bytes::from(echo_headers(request)), Some("application/json")),
+        Body::EchoRequest => (Bytes::from(echo_request(request)), Some("text/plain")),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::OK);
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    for (name, value) in &page.headers {
+        // The loader checked names and values; one that still does not parse is left out
+        // rather than answered wrongly.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// httpbin's `/headers`: every request header, names in Title-Case, as an indented JSON object.
+fn echo_headers(request: &Request<Incoming>) -> String {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.insert(title_case(name.as_str()), serde_json::Value::String(value));
+    }
+    if let Some(authority) = request.uri().authority()
+        && !headers.contains_key("Host")
+    {
+        // HTTP/2 carries the host as `:authority`; httpbin shows it as Host.
+        headers.insert(
+            "Host".into(),
+            serde_json::Value::String(authority.to_string()),
+        );
+    }
+    let body = serde_json::json!({ "headers": headers });
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    )
+}
+
+/// The request head as received: what an echo service sends back.
+fn echo_request(request: &Request<Incoming>) -> String {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = format!(
+        "{} {path} {}\r\n",
+        request.method(),
+        version_name(request.version())
+    );
+    for (name, value) in request.headers() {
+        out.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// `x-envoy-decorator-operation` → `X-Envoy-Decorator-Operation`.
+fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// The request's host without its port: the absolute-form authority if the request line has one
-/// (as HTTP/1.1 says it wins), else the Host header; empty if neither.
+/// (as HTTP/1.1 says it wins, and as HTTP/2 carries it), else the Host header; empty if neither.
 fn request_host(request: &Request<Incoming>) -> String {
     let raw = match request.uri().authority() {
         Some(authority) => authority.as_str().to_string(),
@@ -589,10 +747,10 @@ fn nginx_page(status: StatusCode, detail: Option<&str>) -> Response<Full<Bytes>>
 }
 
 /// A deterministic html page of exactly `len` bytes.
-fn politics_body(len: usize) -> Vec<u8> {
+fn filler_page(len: usize) -> Vec<u8> {
     const HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-                        <title>Politics - egress-conformance origin</title></head>\n<body>\n";
-    const LINE: &str = "<p>Local stand-in for edition.cnn.com/politics.</p>\n";
+                        <title>egress-conformance origin</title></head>\n<body>\n";
+    const LINE: &str = "<p>Local stand-in for an external site.</p>\n";
     const TAIL: &str = "</body>\n</html>\n";
 
     let mut body = Vec::with_capacity(len);
@@ -619,7 +777,8 @@ mod tests {
     use std::process::Output;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    const CNN: &str = "edition.cnn.com";
+    const SITE: &str = "news.example";
+    const PAGE_LEN: usize = 12_345;
     const WAIT: Duration = Duration::from_secs(10);
 
     struct Fixture {
@@ -629,11 +788,60 @@ mod tests {
     }
 
     async fn start() -> Fixture {
-        let pki = Arc::new(RunPki::generate(&[CNN.to_string()]).unwrap());
+        start_with(sites(), 1).await
+    }
+
+    /// A news site: plain port 80 redirects everything to https; TLS port 443 serves `/news`.
+    fn sites() -> Sites {
+        use super::super::sites::{PathPattern, Site, SiteName, SitePort};
+        Sites {
+            sites: vec![Site {
+                name: SiteName::Host(SITE.into()),
+                ports: vec![
+                    SitePort {
+                        port: 80,
+                        tls: false,
+                        alpn: vec![],
+                        paths: vec![(PathPattern::Any, Answer::RedirectToHttps)],
+                    },
+                    SitePort {
+                        port: 443,
+                        tls: true,
+                        alpn: vec!["http/1.1".into()],
+                        paths: vec![(
+                            PathPattern::Exact("/news".into()),
+                            Answer::Page(Page {
+                                status: 200,
+                                headers: vec![(
+                                    "content-type".into(),
+                                    "text/html; charset=utf-8".into(),
+                                )],
+                                body: Body::Bytes(PAGE_LEN),
+                                delay: Duration::ZERO,
+                            }),
+                        )],
+                    },
+                ],
+            }],
+        }
+    }
+
+    async fn start_with(sites: Sites, time_scale: u32) -> Fixture {
+        let mut hosts = sites.tls_hosts();
+        if hosts.is_empty() {
+            hosts.push("unused.example".into());
+        }
+        let pki = Arc::new(RunPki::generate(&hosts).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         pki.write_ca_pem(&ca).unwrap();
-        let origin = Origin::start(OriginConfig::new(pki)).await.unwrap();
+        let origin = Origin::start(OriginConfig {
+            pki,
+            sites,
+            time_scale,
+        })
+        .await
+        .unwrap();
         Fixture {
             origin,
             ca,
@@ -642,11 +850,11 @@ mod tests {
     }
 
     fn connect_http(origin: &Origin) -> String {
-        format!("{CNN}:80:127.0.0.1:{}", origin.http_addr().port())
+        format!("{SITE}:80:127.0.0.1:{}", origin.addr(None, 80).port())
     }
 
     fn connect_tls(origin: &Origin) -> String {
-        format!("{CNN}:443:127.0.0.1:{}", origin.tls_addr().port())
+        format!("{SITE}:443:127.0.0.1:{}", origin.addr(None, 443).port())
     }
 
     /// Runs curl. curl is the harness's client and a requirement of every run, so its absence
@@ -672,24 +880,24 @@ mod tests {
     }
 
     #[test]
-    fn politics_body_has_the_exact_length() {
-        for len in [0, 1, 10, 120, 121, 1000, POLITICS_BODY_LEN] {
-            let body = politics_body(len);
+    fn the_filler_page_has_the_exact_length() {
+        for len in [0, 1, 10, 120, 121, 1000, PAGE_LEN] {
+            let body = filler_page(len);
             assert_eq!(body.len(), len);
-            assert_eq!(body, politics_body(len), "deterministic");
+            assert_eq!(body, filler_page(len), "deterministic");
         }
-        let body = String::from_utf8(politics_body(POLITICS_BODY_LEN)).unwrap();
+        let body = String::from_utf8(filler_page(PAGE_LEN)).unwrap();
         assert!(body.starts_with("<!DOCTYPE html>"));
         assert!(body.ends_with("</html>\n"));
     }
 
     #[test]
     fn strip_port_keeps_the_host() {
-        assert_eq!(strip_port("edition.cnn.com:443"), "edition.cnn.com");
-        assert_eq!(strip_port("edition.cnn.com"), "edition.cnn.com");
+        assert_eq!(strip_port("news.example:443"), "news.example");
+        assert_eq!(strip_port("news.example"), "news.example");
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
-        assert_eq!(strip_port("user@edition.cnn.com:80"), "edition.cnn.com");
+        assert_eq!(strip_port("user@news.example:80"), "news.example");
     }
 
     #[tokio::test]
@@ -704,7 +912,7 @@ mod tests {
             "-",
             "--connect-to",
             &connect,
-            "http://edition.cnn.com/politics?x=1",
+            "http://news.example/news?x=1",
         ])
         .await;
         let headers = stdout(&out);
@@ -714,7 +922,7 @@ mod tests {
             "{headers}"
         );
         assert!(
-            headers.contains("\r\nlocation: https://edition.cnn.com/politics?x=1\r\n"),
+            headers.contains("\r\nlocation: https://news.example/news?x=1\r\n"),
             "{headers}"
         );
         let requests = f.origin.requests();
@@ -722,12 +930,17 @@ mod tests {
             requests,
             vec![OriginRequest {
                 seq: 0,
-                listener: OriginListener::Http,
+                listener: OriginPort {
+                    address: None,
+                    port: 80
+                },
+                alpn: None,
+                version: "HTTP/1.1".into(),
                 tls: false,
                 sni: None,
-                host: CNN.to_string(),
+                host: SITE.to_string(),
                 method: "GET".to_string(),
-                path: "/politics?x=1".to_string(),
+                path: "/news?x=1".to_string(),
                 status: 301,
             }]
         );
@@ -748,14 +961,14 @@ mod tests {
             ca_arg(&f.ca),
             "--connect-to",
             &connect,
-            "https://edition.cnn.com/politics",
+            "https://news.example/news",
         ])
         .await;
         let headers = stdout(&out);
         assert!(out.status.success(), "curl failed: {out:?}");
         assert!(headers.starts_with("HTTP/1.1 200 OK\r\n"), "{headers}");
         assert!(
-            headers.contains("\r\ncontent-length: 150793\r\n"),
+            headers.contains("\r\ncontent-length: 12345\r\n"),
             "{headers}"
         );
         assert!(
@@ -764,11 +977,17 @@ mod tests {
         );
         let requests = f.origin.requests();
         assert_eq!(requests.len(), 1, "{requests:?}");
-        assert_eq!(requests[0].listener, OriginListener::Tls);
+        assert_eq!(
+            requests[0].listener,
+            OriginPort {
+                address: None,
+                port: 443
+            }
+        );
         assert!(requests[0].tls);
-        assert_eq!(requests[0].sni.as_deref(), Some(CNN));
-        assert_eq!(requests[0].host, CNN);
-        assert_eq!(requests[0].path, "/politics");
+        assert_eq!(requests[0].sni.as_deref(), Some(SITE));
+        assert_eq!(requests[0].host, SITE);
+        assert_eq!(requests[0].path, "/news");
         assert_eq!(requests[0].status, 200);
         assert!(f.origin.handshake_failures().is_empty());
     }
@@ -795,7 +1014,7 @@ mod tests {
                     ca_arg(&f.ca),
                     "--connect-to",
                     &connect,
-                    "https://edition.cnn.com/politics",
+                    "https://news.example/news",
                 ],
             ]
             .concat();
@@ -825,16 +1044,12 @@ mod tests {
             "--connect-to",
             &connect,
         ];
-        let other_path = curl(&[&common[..], &["https://edition.cnn.com/world"]].concat()).await;
+        let other_path = curl(&[&common[..], &["https://news.example/world"]].concat()).await;
         assert_eq!(stdout(&other_path), "404", "{other_path:?}");
-        // The certificate still names edition.cnn.com; only the Host differs.
+        // The certificate still names news.example; only the Host differs.
         let other_host = [
             &common[..],
-            &[
-                "-H",
-                "Host: www.example.com",
-                "https://edition.cnn.com/politics",
-            ],
+            &["-H", "Host: www.example.com", "https://news.example/news"],
         ]
         .concat();
         let other_host = curl(&other_host).await;
@@ -848,13 +1063,8 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                (0, CNN.to_string(), "/world".to_string(), 404),
-                (
-                    1,
-                    "www.example.com".to_string(),
-                    "/politics".to_string(),
-                    404
-                ),
+                (0, SITE.to_string(), "/world".to_string(), 404),
+                (1, "www.example.com".to_string(), "/news".to_string(), 404),
             ]
         );
     }
@@ -868,7 +1078,7 @@ mod tests {
             "-i",
             "--connect-to",
             &connect,
-            "http://edition.cnn.com:443/politics",
+            "http://news.example:443/news",
         ])
         .await;
         let text = stdout(&out);
@@ -881,10 +1091,16 @@ mod tests {
         );
         let requests = f.origin.requests();
         assert_eq!(requests.len(), 1, "{requests:?}");
-        assert_eq!(requests[0].listener, OriginListener::Tls);
+        assert_eq!(
+            requests[0].listener,
+            OriginPort {
+                address: None,
+                port: 443
+            }
+        );
         assert!(!requests[0].tls);
         assert_eq!(requests[0].sni, None);
-        assert_eq!(requests[0].host, CNN);
+        assert_eq!(requests[0].host, SITE);
         assert_eq!(requests[0].status, 400);
     }
 
@@ -899,7 +1115,7 @@ mod tests {
             "/dev/null",
             "--connect-to",
             &connect,
-            "https://edition.cnn.com/politics",
+            "https://news.example/news",
         ])
         .await;
         assert_eq!(out.status.code(), Some(60), "{out:?}");
@@ -911,7 +1127,7 @@ mod tests {
             .await
             .unwrap();
         let failures = f.origin.handshake_failures();
-        assert!(failures[0].contains("sni edition.cnn.com"), "{failures:?}");
+        assert!(failures[0].contains("sni news.example"), "{failures:?}");
     }
 
     #[tokio::test]
@@ -930,7 +1146,7 @@ mod tests {
             &http,
             "--connect-to",
             &tls,
-            "http://edition.cnn.com/politics",
+            "http://news.example/news",
         ])
         .await;
         let headers = stdout(&out);
@@ -940,7 +1156,7 @@ mod tests {
             .expect(&headers);
         let ok = headers.find("HTTP/1.1 200 OK\r\n").expect(&headers);
         assert!(redirect < ok, "{headers}");
-        assert!(headers.contains("content-length: 150793\r\n"), "{headers}");
+        assert!(headers.contains("content-length: 12345\r\n"), "{headers}");
         let seen: Vec<_> = f
             .origin
             .requests()
@@ -950,20 +1166,34 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                (OriginListener::Http, false, 301),
-                (OriginListener::Tls, true, 200)
+                (
+                    OriginPort {
+                        address: None,
+                        port: 80
+                    },
+                    false,
+                    301
+                ),
+                (
+                    OriginPort {
+                        address: None,
+                        port: 443
+                    },
+                    true,
+                    200
+                )
             ]
         );
     }
 
     #[tokio::test]
-    async fn shutdown_releases_both_ports() {
+    async fn shutdown_releases_every_port() {
         let f = start().await;
-        let (http_addr, tls_addr) = (f.origin.http_addr(), f.origin.tls_addr());
+        let (http_addr, tls_addr) = (f.origin.addr(None, 80), f.origin.addr(None, 443));
         // An open keep-alive connection must not keep the origin alive.
         let mut idle = TcpStream::connect(http_addr).await.unwrap();
         // Once served, the connection is in the origin's hands, not in the accept queue.
-        idle.write_all(b"GET /politics HTTP/1.1\r\nHost: edition.cnn.com\r\n\r\n")
+        idle.write_all(b"GET /news HTTP/1.1\r\nHost: news.example\r\n\r\n")
             .await
             .unwrap();
         f.origin
@@ -989,9 +1219,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn drop_releases_both_ports() {
+    async fn drop_releases_every_port() {
         let f = start().await;
-        let (http_addr, tls_addr) = (f.origin.http_addr(), f.origin.tls_addr());
+        let (http_addr, tls_addr) = (f.origin.addr(None, 80), f.origin.addr(None, 443));
         drop(f.origin);
         // Aborted tasks release their sockets when the runtime next polls them.
         crate::wait::Wait::new("both ports to be free after drop", WAIT)
@@ -1034,7 +1264,7 @@ mod tests {
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
           route_config:
             virtual_hosts:
-            - name: cnn
+            - name: site
               domains: ["*"]
               routes:
               - match: {{prefix: "/"}}
@@ -1049,13 +1279,13 @@ mod tests {
       name: envoy.transport_sockets.tls
       typed_config:
         "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        sni: {CNN}
+        sni: {SITE}
         common_tls_context:
           validation_context:
             trusted_ca: {{filename: {ca}}}
             match_typed_subject_alt_names:
             - san_type: DNS
-              matcher: {{exact: {CNN}}}
+              matcher: {{exact: {SITE}}}
 "#,
                     ca = ca.display()
                 )
@@ -1108,7 +1338,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("envoy.yaml");
         let admin_path = dir.path().join("admin");
-        std::fs::write(&config, envoy_bootstrap(f.origin.tls_addr().port(), &f.ca)).unwrap();
+        std::fs::write(
+            &config,
+            envoy_bootstrap(f.origin.addr(None, 443).port(), &f.ca),
+        )
+        .unwrap();
         let mut child = tokio::process::Command::new(envoy)
             .arg("-c")
             .arg(&config)
@@ -1145,7 +1379,7 @@ mod tests {
         let plain = envoy_listener_port(&admin, "plain").await;
         let originate = envoy_listener_port(&admin, "originate").await;
 
-        let via = |port: u16| format!("{CNN}:80:127.0.0.1:{port}");
+        let via = |port: u16| format!("{SITE}:80:127.0.0.1:{port}");
         let (via_plain, via_originate) = (via(plain), via(originate));
         let headers = |connect: &str| {
             let connect = connect.to_string();
@@ -1158,7 +1392,7 @@ mod tests {
                     "-",
                     "--connect-to",
                     &connect,
-                    "http://edition.cnn.com/politics",
+                    "http://news.example/news",
                 ])
                 .await
             }
@@ -1173,7 +1407,7 @@ mod tests {
         );
         let stage4 = stdout(&stage4);
         assert!(stage4.starts_with("HTTP/1.1 200 OK\r\n"), "{stage4}");
-        assert!(stage4.contains("content-length: 150793\r\n"), "{stage4}");
+        assert!(stage4.contains("content-length: 12345\r\n"), "{stage4}");
         let seen: Vec<_> = f
             .origin
             .requests()
@@ -1183,8 +1417,8 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                (false, None, CNN.to_string(), 400),
-                (true, Some(CNN.to_string()), CNN.to_string(), 200),
+                (false, None, SITE.to_string(), 400),
+                (true, Some(SITE.to_string()), SITE.to_string(), 200),
             ]
         );
         assert!(f.origin.handshake_failures().is_empty());
@@ -1205,5 +1439,253 @@ mod tests {
             text.contains("for a request") && text.contains("last saw: 0 requests"),
             "{text}"
         );
+    }
+
+    /// Sites for the newer tests: an h2 site on 443, httpbin on 80 (echo and delay), and an
+    /// address that echoes what it received.
+    fn series_sites() -> Sites {
+        use super::super::sites::{PathPattern, Site, SiteName, SitePort};
+        let page = |body: Body, delay: Duration| {
+            Answer::Page(Page {
+                status: 200,
+                headers: vec![],
+                body,
+                delay,
+            })
+        };
+        Sites {
+            sites: vec![
+                Site {
+                    name: SiteName::Host("search.example".into()),
+                    ports: vec![SitePort {
+                        port: 443,
+                        tls: true,
+                        alpn: vec!["h2".into(), "http/1.1".into()],
+                        paths: vec![(
+                            PathPattern::Exact("/".into()),
+                            page(Body::Empty, Duration::ZERO),
+                        )],
+                    }],
+                },
+                Site {
+                    name: SiteName::Host("bin.example".into()),
+                    ports: vec![SitePort {
+                        port: 80,
+                        tls: false,
+                        alpn: vec![],
+                        paths: vec![
+                            (
+                                PathPattern::Exact("/headers".into()),
+                                page(Body::EchoHeaders, Duration::ZERO),
+                            ),
+                            (
+                                PathPattern::Exact("/delay/5".into()),
+                                page(Body::Text("late\n".into()), Duration::from_secs(5)),
+                            ),
+                        ],
+                    }],
+                },
+                Site {
+                    name: SiteName::Address("192.0.2.10".parse().unwrap()),
+                    ports: vec![SitePort {
+                        port: 3306,
+                        tls: false,
+                        alpn: vec![],
+                        paths: vec![(PathPattern::Any, page(Body::EchoRequest, Duration::ZERO))],
+                    }],
+                },
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_listener_per_port_of_host_sites_and_per_address() {
+        let f = start_with(series_sites(), 1000).await;
+        let keys: Vec<String> = f.origin.listeners().keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, ["*:80", "*:443", "192.0.2.10:3306"]);
+    }
+
+    #[tokio::test]
+    async fn a_tls_port_speaks_http2_to_a_client_that_asks_and_head_has_no_body() {
+        let f = start_with(series_sites(), 1000).await;
+        let connect = format!(
+            "search.example:443:127.0.0.1:{}",
+            f.origin.addr(None, 443).port()
+        );
+        let out = curl(&[
+            "-sI",
+            "--cacert",
+            ca_arg(&f.ca),
+            "--connect-to",
+            &connect,
+            "https://search.example/",
+        ])
+        .await;
+        assert!(stdout(&out).starts_with("HTTP/2 200"), "{out:?}");
+        let out = curl(&[
+            "-sI",
+            "--http1.1",
+            "--cacert",
+            ca_arg(&f.ca),
+            "--connect-to",
+            &connect,
+            "https://search.example/",
+        ])
+        .await;
+        assert!(stdout(&out).starts_with("HTTP/1.1 200 OK"), "{out:?}");
+        let seen: Vec<_> = f
+            .origin
+            .requests()
+            .into_iter()
+            .map(|r| (r.method, r.alpn, r.version, r.sni))
+            .collect();
+        let sni = Some("search.example".to_string());
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "HEAD".into(),
+                    Some("h2".into()),
+                    "HTTP/2".into(),
+                    sni.clone()
+                ),
+                (
+                    "HEAD".into(),
+                    Some("http/1.1".into()),
+                    "HTTP/1.1".into(),
+                    sni
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn headers_are_echoed_as_httpbin_does() {
+        let f = start_with(series_sites(), 1000).await;
+        let connect = format!(
+            "bin.example:80:127.0.0.1:{}",
+            f.origin.addr(None, 80).port()
+        );
+        let out = curl(&[
+            "-sS",
+            "-H",
+            "x-envoy-decorator-operation: bin.example:80/*",
+            "--connect-to",
+            &connect,
+            "http://bin.example/headers",
+        ])
+        .await;
+        let body = stdout(&out);
+        assert!(body.starts_with("{\n  \"headers\": {\n"), "{body}");
+        assert!(body.contains("\"Host\": \"bin.example\""), "{body}");
+        assert!(
+            body.contains("\"X-Envoy-Decorator-Operation\": \"bin.example:80/*\""),
+            "{body}"
+        );
+        let other = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--connect-to",
+            &connect,
+            "http://bin.example/ip",
+        ])
+        .await;
+        assert_eq!(stdout(&other), "404");
+        let unknown = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--connect-to",
+            &connect.replace("bin.example", "other.example"),
+            "http://other.example/headers",
+        ])
+        .await;
+        assert_eq!(stdout(&unknown), "404", "a host no site declares");
+    }
+
+    #[tokio::test]
+    async fn a_delay_is_played_at_the_run_time_scale_and_recorded_on_arrival() {
+        // 5 s at 1/1000: 5 ms.
+        let f = start_with(series_sites(), 1000).await;
+        let connect = format!(
+            "bin.example:80:127.0.0.1:{}",
+            f.origin.addr(None, 80).port()
+        );
+        let started = std::time::Instant::now();
+        let out = curl(&[
+            "-sS",
+            "--connect-to",
+            &connect,
+            "http://bin.example/delay/5",
+        ])
+        .await;
+        assert_eq!(stdout(&out), "late\n");
+        assert!(started.elapsed() >= Duration::from_millis(5));
+        // A client that gives up first is still recorded, with the status it was to get.
+        let f = start_with(series_sites(), 1).await;
+        let connect = format!(
+            "bin.example:80:127.0.0.1:{}",
+            f.origin.addr(None, 80).port()
+        );
+        let out = curl(&[
+            "-sS",
+            "--max-time",
+            "0.2",
+            "--connect-to",
+            &connect,
+            "http://bin.example/delay/5",
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(28), "{out:?}");
+        let seen: Vec<_> = f
+            .origin
+            .requests()
+            .into_iter()
+            .map(|r| (r.path, r.status))
+            .collect();
+        assert_eq!(seen, vec![("/delay/5".to_string(), 200)]);
+    }
+
+    #[tokio::test]
+    async fn an_address_site_echoes_the_request_it_received() {
+        let f = start_with(series_sites(), 1000).await;
+        let connect = format!(
+            "192.0.2.10:3306:127.0.0.1:{}",
+            f.origin
+                .addr(Some("192.0.2.10".parse().unwrap()), 3306)
+                .port()
+        );
+        let out = curl(&[
+            "-sS",
+            "-D",
+            "-",
+            "--connect-to",
+            &connect,
+            "http://192.0.2.10:3306/",
+        ])
+        .await;
+        let text = stdout(&out);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains("\r\n\r\nGET / HTTP/1.1\r\nhost: 192.0.2.10:3306\r\n"),
+            "{text}"
+        );
+        let seen = f.origin.requests();
+        assert_eq!(seen[0].host, "192.0.2.10");
+        assert_eq!(seen[0].listener.to_string(), "192.0.2.10:3306");
+    }
+
+    #[test]
+    fn header_names_are_title_cased() {
+        assert_eq!(
+            title_case("x-envoy-decorator-operation"),
+            "X-Envoy-Decorator-Operation"
+        );
+        assert_eq!(title_case("host"), "Host");
     }
 }

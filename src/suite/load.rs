@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::input::ReadError;
-use crate::istio::{Kind, ManifestError, ObjectKey, parse_manifests_in};
+use crate::istio::{ManifestError, ObjectKey, parse_manifests_in};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
 use crate::yaml::{self, FieldError, FieldPath};
 
 use super::command::{self, CommandError, parse_command};
 use super::confine::{ConfineError, Fixtures, LoadOptions};
+use super::kubectl::{Delete, parse_delete};
 use super::model::*;
+use super::{origin, vars};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -65,6 +67,12 @@ struct RawSuite {
     mesh: RawMesh,
     #[serde(default)]
     commands: BTreeMap<String, String>,
+    /// The shell variables the tutorial's commands and heredocs use.
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    /// The external sites the tutorial talks to (see `super::origin`).
+    #[serde(default)]
+    origin: Vec<origin::RawSite>,
     stages: Vec<RawStage>,
 }
 
@@ -93,6 +101,9 @@ struct RawStage {
     name: String,
     #[serde(default)]
     says: Option<String>,
+    /// A change of the mesh config, made before the stage's other steps.
+    #[serde(default)]
+    mesh: Option<RawMesh>,
     #[serde(default)]
     apply: Vec<String>,
     #[serde(default)]
@@ -111,7 +122,12 @@ struct RawStage {
 struct RawCheck {
     // A command check.
     run: Option<String>,
-    exit_code: Option<i32>,
+    exit_code: Option<RawExitCode>,
+    stdout: Option<RawExpected>,
+    duration: Option<RawDuration>,
+    blocked: Option<Vec<RawBlocked>>,
+    connections: Option<Vec<RawConnections>>,
+    timeouts: Option<Vec<RawTraffic>>,
     status_lines: Option<Vec<RawExpected>>,
     headers: Option<BTreeMap<String, RawExpected>>,
     stdout_includes: Option<Vec<String>>,
@@ -133,6 +149,12 @@ struct RawCheck {
     discovery: Option<String>,
     lb_policy: Option<String>,
     tls: Option<RawTls>,
+    listener_filters: Option<Vec<String>>,
+    filter_chains: Option<Vec<RawChain>>,
+    default_chain: Option<String>,
+    timeout: Option<crate::istio::Duration>,
+    direct_response: Option<u32>,
+    endpoints: Option<Vec<String>>,
     // No residue.
     same_as: Option<String>,
 }
@@ -183,6 +205,61 @@ struct RawOrigin {
     /// `none` expects no SNI.
     sni: Option<String>,
     status: Option<u16>,
+    port: Option<u32>,
+    method: Option<String>,
+    /// `none` expects no ALPN.
+    alpn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawExitCode {
+    Code(i32),
+    AnyOf(RawAnyOf),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnyOf {
+    any_of: Vec<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDuration {
+    at_least: Option<crate::istio::Duration>,
+    below: Option<crate::istio::Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlocked {
+    proxy: ProxyRole,
+    by: RawBlocker,
+    count: u64,
+}
+
+#[derive(Deserialize)]
+enum RawBlocker {
+    #[serde(rename = "block_all")]
+    BlockAll,
+    BlackHoleCluster,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnections {
+    proxy: ProxyRole,
+    cluster: String,
+    count: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    #[serde(default)]
+    server_names: Vec<String>,
+    cluster: String,
 }
 
 #[derive(Deserialize)]
@@ -257,9 +334,31 @@ pub(crate) fn parse_suite(
     };
     let fixtures = Fixtures::resolve(file, &raw.fixtures, options)
         .map_err(confined(line_of(&FieldPath::default().key("fixtures"))))?;
+    for (name, value) in &raw.vars {
+        if !vars::valid_value(value) {
+            return Err(invalid(
+                line_of(&FieldPath::default().key("vars").key(name)),
+                format!("vars.{name}: a value is one line, not empty"),
+            ));
+        }
+    }
+    let sites =
+        origin::resolve(raw.origin, &line_of).map_err(|(line, message)| invalid(line, message))?;
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
         let at = yaml::locate(&root, &FieldPath::default().key("commands").key(name));
+        // The suite's variables first, as the tutorial's shell expands them; then the
+        // whitelist, on the words curl would get. An error is placed at its word as written
+        // when the word is there, else at the command's start.
+        let line = &vars::expand(line, &raw.vars).map_err(|e| {
+            invalid(
+                at.value.line,
+                format!(
+                    "commands.{name}: ${} is not set; give it a value under `vars`",
+                    e.name
+                ),
+            )
+        })?;
         let argv = parse_command(line).map_err(|error| {
             let (line, column) = command::position_of(text, at.key, at.value, &error);
             SuiteError::Command {
@@ -300,9 +399,21 @@ pub(crate) fn parse_suite(
             ));
         }
         let mut steps = Vec::new();
+        if let Some(mesh) = &raw_stage.mesh {
+            steps.push(Step::Mesh(MeshSettings {
+                outbound_traffic_policy: mesh.outbound_traffic_policy.mode,
+            }));
+        }
         for (i, apply) in raw_stage.apply.iter().enumerate() {
             let step_line = line_of(&stage_path.key("apply").index(i));
             let (path, text) = fixtures.read(apply).map_err(confined(step_line))?;
+            // Its shell variables expanded as the tutorial's unquoted heredoc has the shell do;
+            // lines stay where they are written, so errors point at the fixture as written.
+            let text = vars::expand(&text, &raw.vars).map_err(|unset| SuiteError::Invalid {
+                file: path.clone(),
+                line: unset.line,
+                message: unset.to_string(),
+            })?;
             let objects = parse_manifests_in(&path, &text, &raw.namespace).map_err(|source| {
                 SuiteError::Fixture {
                     file: file.to_path_buf(),
@@ -318,12 +429,20 @@ pub(crate) fn parse_suite(
         }
         for (i, delete) in raw_stage.delete.iter().enumerate() {
             let step_line = line_of(&stage_path.key("delete").index(i));
-            let key = parse_delete(delete, &raw.namespace)
-                .map_err(|message| invalid(step_line, message))?;
-            if !present.remove(&key) {
-                return Err(invalid(step_line, gone(&key, &raw_stage.name)));
+            for Delete {
+                key,
+                ignore_not_found,
+            } in parse_delete(delete, &raw.namespace)
+                .map_err(|message| invalid(step_line, message))?
+            {
+                if !present.remove(&key) && !ignore_not_found {
+                    return Err(invalid(step_line, gone(&key, &raw_stage.name)));
+                }
+                steps.push(Step::Delete {
+                    key,
+                    ignore_not_found,
+                });
             }
-            steps.push(Step::Delete { key });
         }
         if let Some(delete_file) = &raw_stage.delete_file {
             let step_line = line_of(&stage_path.key("delete_file"));
@@ -333,7 +452,7 @@ pub(crate) fn parse_suite(
                 if command.is_empty() || command.starts_with('#') {
                     continue;
                 }
-                let key = command
+                let deletes = command
                     .strip_prefix("kubectl delete ")
                     .ok_or_else(|| "expected `kubectl delete <kind> <name>`".to_string())
                     .and_then(|rest| parse_delete(rest, &raw.namespace))
@@ -342,14 +461,23 @@ pub(crate) fn parse_suite(
                         line: n + 1,
                         message,
                     })?;
-                if !present.remove(&key) {
-                    return Err(SuiteError::Invalid {
-                        file: path.clone(),
-                        line: n + 1,
-                        message: gone(&key, &raw_stage.name),
+                for Delete {
+                    key,
+                    ignore_not_found,
+                } in deletes
+                {
+                    if !present.remove(&key) && !ignore_not_found {
+                        return Err(SuiteError::Invalid {
+                            file: path.clone(),
+                            line: n + 1,
+                            message: gone(&key, &raw_stage.name),
+                        });
+                    }
+                    steps.push(Step::Delete {
+                        key,
+                        ignore_not_found,
                     });
                 }
-                steps.push(Step::Delete { key });
             }
         }
         let mut checks = Vec::new();
@@ -385,25 +513,8 @@ pub(crate) fn parse_suite(
         mesh: MeshSettings {
             outbound_traffic_policy: raw.mesh.outbound_traffic_policy.mode,
         },
+        origin: sites,
         stages,
-    })
-}
-
-/// `kubectl delete <kind> <name>`, as the tutorial writes it: `gateway istio-egressgateway`.
-fn parse_delete(text: &str, namespace: &str) -> Result<ObjectKey, String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let [kind, name] = words.as_slice() else {
-        return Err(format!(
-            "delete {text:?}: expected `<kind> <name>`, as kubectl delete takes them"
-        ));
-    };
-    let kind = Kind::from_cli_name(kind).ok_or_else(|| {
-        format!("delete {text:?}: unknown kind {kind:?} (serviceentry, gateway, virtualservice, destinationrule)")
-    })?;
-    Ok(ObjectKey {
-        kind,
-        namespace: namespace.to_string(),
-        name: name.to_string(),
     })
 }
 
@@ -416,6 +527,11 @@ fn set_fields(raw: &RawCheck) -> Vec<&'static str> {
     field!(
         run,
         exit_code,
+        stdout,
+        duration,
+        blocked,
+        connections,
+        timeouts,
         status_lines,
         headers,
         stdout_includes,
@@ -436,6 +552,12 @@ fn set_fields(raw: &RawCheck) -> Vec<&'static str> {
         discovery,
         lb_policy,
         tls,
+        listener_filters,
+        filter_chains,
+        default_chain,
+        timeout,
+        direct_response,
+        endpoints,
         same_as
     );
     out
@@ -469,11 +591,16 @@ fn resolve_check(
             &[
                 "run",
                 "exit_code",
+                "stdout",
+                "duration",
                 "status_lines",
                 "headers",
                 "stdout_includes",
                 "stdout_excludes",
                 "through",
+                "blocked",
+                "connections",
+                "timeouts",
                 "origin",
             ],
         )?;
@@ -483,9 +610,69 @@ fn resolve_check(
                 commands.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
+        let (exit_code, exit_code_in) = match raw.exit_code {
+            None => (None, Vec::new()),
+            Some(RawExitCode::Code(code)) => (Some(code), Vec::new()),
+            Some(RawExitCode::AnyOf(RawAnyOf { any_of })) if any_of.len() >= 2 => (None, any_of),
+            Some(RawExitCode::AnyOf(_)) => {
+                return Err("exit_code: any_of takes two or more codes; for one, write it".into());
+            }
+        };
+        let duration = match raw.duration {
+            None => None,
+            Some(RawDuration { at_least, below }) => {
+                let bounds = DurationBounds {
+                    at_least: at_least.map(|d| d.to_std()),
+                    below: below.map(|d| d.to_std()),
+                };
+                match (bounds.at_least, bounds.below) {
+                    (None, None) => return Err("duration takes at_least, below or both".into()),
+                    (Some(a), Some(b)) if a >= b => {
+                        return Err(format!("duration: at_least {a:?} is not below {b:?}"));
+                    }
+                    _ => Some(bounds),
+                }
+            }
+        };
         let check = CommandCheck {
             command,
-            exit_code: raw.exit_code,
+            exit_code,
+            exit_code_in,
+            stdout: raw.stdout.map(RawExpected::resolve),
+            duration,
+            blocked: raw
+                .blocked
+                .unwrap_or_default()
+                .into_iter()
+                .map(|b| Blocked {
+                    proxy: b.proxy,
+                    by: match b.by {
+                        RawBlocker::BlockAll => Blocker::BlockAll,
+                        RawBlocker::BlackHoleCluster => Blocker::BlackHoleCluster,
+                    },
+                    count: b.count,
+                })
+                .collect(),
+            connections: raw
+                .connections
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| ClusterConnections {
+                    proxy: c.proxy,
+                    cluster: c.cluster,
+                    count: c.count,
+                })
+                .collect(),
+            timeouts: raw
+                .timeouts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| ClusterTraffic {
+                    proxy: t.proxy,
+                    cluster: t.cluster,
+                    requests: t.requests,
+                })
+                .collect(),
             status_lines: raw
                 .status_lines
                 .map(|lines| lines.into_iter().map(RawExpected::resolve).collect()),
@@ -515,11 +702,20 @@ fn resolve_check(
                         tls: o.tls,
                         sni: o.sni.map(|s| (s != "none").then_some(s)),
                         status: o.status,
+                        port: o.port,
+                        method: o.method,
+                        alpn: o.alpn.map(|s| (s != "none").then_some(s)),
                     })
                     .collect()
             }),
         };
         if check.exit_code.is_none()
+            && check.exit_code_in.is_empty()
+            && check.stdout.is_none()
+            && check.duration.is_none()
+            && check.blocked.is_empty()
+            && check.connections.is_empty()
+            && check.timeouts.is_empty()
             && check.status_lines.is_none()
             && check.headers.is_empty()
             && check.stdout_includes.is_empty()
@@ -531,7 +727,7 @@ fn resolve_check(
                 "run {name:?} expects nothing: add exit_code, status_lines, headers, ..."
             ));
         }
-        return Ok(CheckKind::Command(check));
+        return Ok(CheckKind::Command(Box::new(check)));
     }
     if let Some(snapshot) = &raw.same_as {
         only(&raw, "same_as", &["same_as"])?;
@@ -551,11 +747,34 @@ fn resolve_check(
         only(&raw, "listeners", &["proxy", "listeners"])?;
         ProxyExpectation::Listeners(names.clone())
     } else if let Some(name) = &raw.listener {
-        only(&raw, "listener", &["proxy", "listener", "present", "rds"])?;
+        only(
+            &raw,
+            "listener",
+            &[
+                "proxy",
+                "listener",
+                "present",
+                "rds",
+                "listener_filters",
+                "filter_chains",
+                "default_chain",
+            ],
+        )?;
         ProxyExpectation::Listener {
             name: name.clone(),
             present: raw.present.unwrap_or(true),
             rds: raw.rds.clone(),
+            listener_filters: raw.listener_filters.clone(),
+            filter_chains: raw.filter_chains.as_ref().map(|chains| {
+                chains
+                    .iter()
+                    .map(|c| ChainExpectation {
+                        server_names: c.server_names.clone(),
+                        cluster: c.cluster.clone(),
+                    })
+                    .collect()
+            }),
+            default_chain: raw.default_chain.clone(),
         }
     } else if let Some(route_config) = &raw.route_config {
         if let Some(names) = &raw.virtual_hosts {
@@ -579,6 +798,8 @@ fn resolve_check(
                     "domains",
                     "routes",
                     "cluster",
+                    "timeout",
+                    "direct_response",
                 ],
             )?;
             ProxyExpectation::VirtualHost {
@@ -587,6 +808,8 @@ fn resolve_check(
                 domains: raw.domains.clone(),
                 routes: raw.routes,
                 cluster: raw.cluster.clone(),
+                timeout: raw.timeout.map(|d| d.to_std()),
+                direct_response: raw.direct_response,
             }
         } else {
             return Err("route_config needs `virtual_hosts` or `virtual_host`".into());
@@ -602,6 +825,7 @@ fn resolve_check(
                 "discovery",
                 "lb_policy",
                 "tls",
+                "endpoints",
             ],
         )?;
         ProxyExpectation::Cluster {
@@ -615,6 +839,7 @@ fn resolve_check(
                     sni: sni.clone().unwrap_or_else(|| "auto".into()),
                 },
             }),
+            endpoints: raw.endpoints.clone(),
         }
     } else {
         return Err(
@@ -636,3 +861,6 @@ pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod series_tests;

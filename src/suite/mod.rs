@@ -2,8 +2,11 @@
 
 mod command;
 mod confine;
+mod kubectl;
 mod load;
 mod model;
+mod origin;
+pub(crate) mod vars;
 
 pub(crate) use confine::LoadOptions;
 pub(crate) use load::{SuiteError, discover, load_suite};

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::istio::{IstioObject, ObjectKey};
 use crate::mesh::{MeshSettings, ProxyRole};
+use crate::origin::sites::Sites;
 
 #[derive(Debug, Clone)]
 pub struct Suite {
@@ -14,19 +16,22 @@ pub struct Suite {
     pub file: PathBuf,
     /// The namespace the tutorial's `kubectl` commands act in.
     pub namespace: String,
+    /// The mesh settings at the start; a stage may change them.
     pub mesh: MeshSettings,
+    /// The external sites the tutorial talks to, as the local origin plays them.
+    pub origin: Sites,
     pub stages: Vec<Stage>,
 }
 
 impl Suite {
-    /// Every object any stage applies, in order (for up-front validation and the origin's hosts).
+    /// Every object any stage applies, in order (for the warnings Istio gives them).
     pub fn all_objects(&self) -> impl Iterator<Item = &IstioObject> {
         self.stages
             .iter()
             .flat_map(|s| s.steps.iter())
             .flat_map(|step| match step {
                 Step::Apply { objects, .. } => objects.as_slice(),
-                Step::Delete { .. } => &[],
+                Step::Delete { .. } | Step::Mesh(_) => &[],
             })
     }
 
@@ -62,7 +67,13 @@ pub enum Step {
         objects: Vec<IstioObject>,
     },
     /// `kubectl delete <kind> <name>`.
-    Delete { key: ObjectKey },
+    Delete {
+        key: ObjectKey,
+        /// `--ignore-not-found`: nothing to delete is no error.
+        ignore_not_found: bool,
+    },
+    /// A change of Istio's mesh config (`istioctl install --set meshConfig...`).
+    Mesh(MeshSettings),
 }
 
 /// A command as the tutorial runs it in the sleep pod (`kubectl exec ... -- <argv>`).
@@ -80,7 +91,7 @@ impl std::fmt::Display for CommandLine {
             .iter()
             .map(|a| {
                 if a.chars()
-                    .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+                    .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$'))
                 {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 } else {
@@ -101,7 +112,7 @@ pub struct Check {
 
 #[derive(Debug, Clone)]
 pub enum CheckKind {
-    Command(CommandCheck),
+    Command(Box<CommandCheck>),
     Proxy {
         proxy: ProxyRole,
         expect: ProxyExpectation,
@@ -124,6 +135,12 @@ pub struct Expected {
 pub struct CommandCheck {
     pub command: CommandLine,
     pub exit_code: Option<i32>,
+    /// Any of these exit codes (`exit_code: {any_of: [52, 56]}`), where a race decides.
+    pub exit_code_in: Vec<i32>,
+    /// The whole of stdout, exactly.
+    pub stdout: Option<Expected>,
+    /// How long the command took, in the tutorial's time (`time curl ...`).
+    pub duration: Option<DurationBounds>,
     /// Every status line curl printed, in order (one per response with `-L`).
     pub status_lines: Option<Vec<Expected>>,
     /// Headers of the last response curl printed; names case-insensitive.
@@ -134,6 +151,52 @@ pub struct CommandCheck {
     pub through: Vec<ClusterTraffic>,
     /// What reached the origin while the command ran (only where the origin is local).
     pub origin: Option<Vec<OriginExpectation>>,
+    /// Requests or connections a proxy refused because the mesh does not know the destination.
+    pub blocked: Vec<Blocked>,
+    /// TCP connections a proxy's `tcp_proxy` made to a cluster.
+    pub connections: Vec<ClusterConnections>,
+    /// Requests to a cluster that the proxy's route timeout cut off (it answered 504 itself).
+    pub timeouts: Vec<ClusterTraffic>,
+}
+
+/// Bounds on a command's duration, in the tutorial's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurationBounds {
+    pub at_least: Option<Duration>,
+    pub below: Option<Duration>,
+}
+
+/// What refused a request under REGISTRY_ONLY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    /// The `block_all` virtual host's direct 502, counted by the router as a direct response.
+    BlockAll,
+    /// `BlackHoleCluster`, which has no host: `tcp_proxy` finds none and closes the connection.
+    BlackHoleCluster,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Blocker::BlockAll => "block_all",
+            Blocker::BlackHoleCluster => "BlackHoleCluster",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub proxy: ProxyRole,
+    pub by: Blocker,
+    /// How many requests (block_all) or connections (BlackHoleCluster) it refused.
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConnections {
+    pub proxy: ProxyRole,
+    pub cluster: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +215,11 @@ pub struct OriginExpectation {
     /// `Some(None)` expects no SNI at all.
     pub sni: Option<Option<String>>,
     pub status: Option<u16>,
+    /// The port of the site it arrived at (80, 443, 3306).
+    pub port: Option<u32>,
+    pub method: Option<String>,
+    /// The application protocol its TLS settled on; `Some(None)` expects none.
+    pub alpn: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +230,12 @@ pub enum ProxyExpectation {
         name: String,
         present: bool,
         rds: Option<String>,
+        /// Exactly these listener filters, by name, in order.
+        listener_filters: Option<Vec<String>>,
+        /// Exactly these filter chains, in order: what each matches and where it sends.
+        filter_chains: Option<Vec<ChainExpectation>>,
+        /// Where the default filter chain sends (`none`: there is none).
+        default_chain: Option<String>,
     },
     /// Exactly these virtual hosts, by name, in order.
     VirtualHostNames {
@@ -176,6 +250,10 @@ pub enum ProxyExpectation {
         routes: Option<usize>,
         /// The cluster every route sends to.
         cluster: Option<String>,
+        /// Every route's timeout, in the tutorial's time (0: none).
+        timeout: Option<Duration>,
+        /// Every route answers directly with this status.
+        direct_response: Option<u32>,
     },
     Cluster {
         name: String,
@@ -183,7 +261,17 @@ pub enum ProxyExpectation {
         discovery: Option<String>,
         lb_policy: Option<String>,
         tls: Option<TlsExpectation>,
+        /// Exactly these endpoints, `address:port` as Istio gave them.
+        endpoints: Option<Vec<String>>,
     },
+}
+
+/// One filter chain of a listener: the SNI it matches (none: every connection) and the cluster
+/// its TCP proxy or HTTP routes' config sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainExpectation {
+    pub server_names: Vec<String>,
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

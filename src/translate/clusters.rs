@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
 use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster,
-    cluster::{ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbPolicy},
+    cluster::{
+        ClusterDiscoveryType, CommonLbConfig, DiscoveryType, DnsLookupFamily, EdsClusterConfig,
+        LbConfig, LbPolicy, OriginalDstLbConfig,
+    },
 };
 use envoy_types::pb::envoy::config::core::v3::DataSource;
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as HttpProtocolOptionsCommon;
@@ -29,13 +32,14 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
         explicit_http_config::ProtocolConfig,
     },
 };
+use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
-use crate::istio::{ClientTlsMode, Protocol, SimpleLb};
+use crate::istio::{ClientTlsMode, Protocol, SimpleLb, Subset};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
 
 use super::envoy_build::{ads, any, seconds, socket_address};
-use super::model::{Discovery, MeshModel, Service, ServicePort};
+use super::model::{Discovery, MeshModel, Service, ServiceEndpoint, ServicePort};
 
 pub(crate) const BLACKHOLE: &str = "BlackHoleCluster";
 pub(crate) const PASSTHROUGH: &str = "PassthroughCluster";
@@ -48,27 +52,36 @@ pub(crate) fn name(port: u32, subset: Option<&str>, host: &str) -> String {
     format!("outbound|{port}|{}|{host}", subset.unwrap_or(""))
 }
 
-/// Every service cluster and the endpoints of the EDS ones. Both proxies see every service (no
-/// `Sidecar` resource or `exportTo` narrows it in the tutorial).
-pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
+/// Every service cluster and the endpoints of the EDS ones, for a proxy in `proxy_namespace`
+/// (which DestinationRules it sees depends on it). Every proxy sees every service (no `Sidecar`
+/// resource or `exportTo` narrows it in the tutorials).
+pub(crate) fn build(
+    model: &MeshModel<'_>,
+    proxy_namespace: &str,
+) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let mut clusters = Vec::new();
     let mut endpoints = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for service in &model.services {
-        let rule = model.rule_for(&service.hostname);
-        let subsets: Vec<Option<&str>> = std::iter::once(None)
-            .chain(
-                rule.iter()
-                    .flat_map(|r| r.subsets().iter().map(|s| Some(s.name.as_str()))),
-            )
+        // A ServiceEntry with several addresses is one service per address, and one cluster.
+        if !seen.insert(service.hostname.clone()) {
+            continue;
+        }
+        let rule = model.rule_for(service, proxy_namespace);
+        let subsets: Vec<Option<&Subset>> = std::iter::once(None)
+            .chain(rule.iter().flat_map(|r| r.subsets().iter().map(Some)))
             .collect();
         for port in &service.ports {
             for subset in &subsets {
-                let cluster_name = name(port.number, *subset, &service.hostname);
+                let subset_name = subset.map(|s| s.name.as_str());
+                let cluster_name = name(port.number, subset_name, &service.hostname);
                 let policy = rule
-                    .map(|r| r.policy_for(port.number, *subset))
+                    .map(|r| r.policy_for(port.number, subset_name))
                     .unwrap_or_default();
                 let mut cluster = base_cluster(&cluster_name, service, port);
-                cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
+                if !matches!(service.discovery, Discovery::OriginalDst) {
+                    cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
+                }
                 set_http_options(&mut cluster, port, None);
                 if let Some(tls) = policy
                     .tls
@@ -77,12 +90,16 @@ pub(crate) fn build(model: &MeshModel<'_>) -> (Vec<Cluster>, Vec<ClusterLoadAssi
                 {
                     apply_simple_tls(&mut cluster, tls, port);
                 }
-                if let Discovery::Eds { endpoint_ips } = &service.discovery {
-                    endpoints.push(load_assignment(
-                        &cluster_name,
-                        endpoint_ips,
-                        port.target_port,
-                    ));
+                if let Discovery::Eds { endpoints: all } = &service.discovery {
+                    let selected: Vec<&ServiceEndpoint> = all
+                        .iter()
+                        .filter(|e| {
+                            subset.is_none_or(|s| {
+                                s.labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                            })
+                        })
+                        .collect();
+                    endpoints.push(load_assignment(&cluster_name, &selected, port));
                 }
                 clusters.push(cluster);
             }
@@ -96,26 +113,33 @@ fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cl
         name: cluster_name.to_string(),
         connect_timeout: Some(seconds(10)),
         circuit_breakers: Some(unlimited_circuit_breakers()),
-        common_lb_config: Some(Default::default()),
+        common_lb_config: Some(CommonLbConfig {
+            // Istio turns Envoy's panic mode off: a host that fails stays out.
+            healthy_panic_threshold: Some(Percent { value: 0.0 }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
+    let discovery = |t: DiscoveryType| Some(ClusterDiscoveryType::Type(t as i32));
     match &service.discovery {
-        Discovery::Dns => {
-            cluster.cluster_discovery_type =
-                Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
+        Discovery::Dns | Discovery::DnsRoundRobin => {
+            cluster.cluster_discovery_type = discovery(match service.discovery {
+                Discovery::DnsRoundRobin => DiscoveryType::LogicalDns,
+                _ => DiscoveryType::StrictDns,
+            });
             cluster.dns_lookup_family = DnsLookupFamily::V4Only as i32;
             cluster.load_assignment = Some(ClusterLoadAssignment {
                 cluster_name: cluster_name.to_string(),
                 endpoints: vec![LocalityLbEndpoints {
-                    lb_endpoints: vec![lb_endpoint(&service.hostname, port.target_port)],
+                    lb_endpoints: vec![lb_endpoint(&service.hostname, port.target_port, 1)],
+                    load_balancing_weight: Some(UInt32Value { value: 1 }),
                     ..Default::default()
                 }],
                 ..Default::default()
             });
         }
         Discovery::Eds { .. } => {
-            cluster.cluster_discovery_type =
-                Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
+            cluster.cluster_discovery_type = discovery(DiscoveryType::Eds);
             cluster.eds_cluster_config = Some(EdsClusterConfig {
                 eds_config: Some(envoy_types::pb::envoy::config::core::v3::ConfigSource {
                     initial_fetch_timeout: Some(seconds(0)),
@@ -124,28 +148,49 @@ fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cl
                 service_name: cluster_name.to_string(),
             });
         }
+        Discovery::OriginalDst => {
+            cluster.cluster_discovery_type = discovery(DiscoveryType::OriginalDst);
+            cluster.lb_policy = LbPolicy::ClusterProvided as i32;
+            if port.target_port != port.number {
+                // The connection's own destination, on the entry's targetPort.
+                cluster.lb_config = Some(LbConfig::OriginalDstLbConfig(OriginalDstLbConfig {
+                    upstream_port_override: Some(UInt32Value {
+                        value: port.target_port,
+                    }),
+                    ..Default::default()
+                }));
+            }
+        }
     }
     cluster
 }
 
-fn lb_endpoint(host: &str, port: u32) -> LbEndpoint {
+fn lb_endpoint(host: &str, port: u32, weight: u32) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
             address: Some(socket_address(host, port)),
             ..Default::default()
         })),
-        load_balancing_weight: Some(UInt32Value { value: 1 }),
+        load_balancing_weight: Some(UInt32Value { value: weight }),
         ..Default::default()
     }
 }
 
-fn load_assignment(cluster_name: &str, ips: &[String], port: u32) -> ClusterLoadAssignment {
+/// An EDS assignment: one locality, weighted by the sum of its endpoints' weights.
+fn load_assignment(
+    cluster_name: &str,
+    endpoints: &[&ServiceEndpoint],
+    port: &ServicePort,
+) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
         cluster_name: cluster_name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints: ips.iter().map(|ip| lb_endpoint(ip, port)).collect(),
+            lb_endpoints: endpoints
+                .iter()
+                .map(|e| lb_endpoint(&e.address, e.port_for(port), e.weight))
+                .collect(),
             load_balancing_weight: Some(UInt32Value {
-                value: ips.len() as u32,
+                value: endpoints.iter().map(|e| e.weight).sum(),
             }),
             ..Default::default()
         }],

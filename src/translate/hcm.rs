@@ -6,12 +6,14 @@ use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds,
-    http_connection_manager::{RouteSpecifier, UpgradeConfig},
+    http_connection_manager::{RouteSpecifier, Tracing, UpgradeConfig},
     http_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier,
 };
+
+use envoy_types::pb::envoy::r#type::v3::Percent;
 
 use super::envoy_build::{ads, any, bool_value, seconds, socket_address};
 
@@ -52,11 +54,26 @@ pub(crate) fn http_connection_manager(
         } else {
             String::new()
         },
+        tracing: Some(tracing()),
         ..Default::default()
     };
     Filter {
         name: HCM.into(),
         config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
+    }
+}
+
+/// Tracing as istiod configures it by default (`meshConfig.enableTracing`, 1% sampling), with no
+/// provider: no span leaves the proxy, but the router propagates each route's decorator as
+/// `x-envoy-decorator-operation`, which the egress-control tutorial shows. istiod's custom tags
+/// are left out: without a provider nothing reads them.
+fn tracing() -> Tracing {
+    let percent = |value: f64| Some(Percent { value });
+    Tracing {
+        client_sampling: percent(100.0),
+        random_sampling: percent(1.0),
+        overall_sampling: percent(100.0),
+        ..Default::default()
     }
 }
 

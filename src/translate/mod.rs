@@ -95,14 +95,16 @@ pub fn translate(
         .workload(&proxies.gateway)
         .ok_or_else(|| TranslateError::UnknownWorkload(proxies.gateway.clone()))?;
 
-    let (clusters, endpoints) = clusters::build(&model);
+    let (clusters, endpoints) = clusters::build(&model, &sidecar_workload.namespace);
     let sidecar = ProxyResources {
         clusters: clusters::for_sidecar(&clusters, mesh),
-        endpoints: endpoints.clone(),
+        endpoints,
         listeners: sidecar::listeners(&model, mesh),
         routes: sidecar::routes(&model, mesh, &sidecar_workload.namespace),
     };
     let gateway_listeners = gateway::listeners(&model, registry, gateway_workload);
+    // The gateway sees the DestinationRules of its own namespace, not the sidecar's.
+    let (clusters, endpoints) = clusters::build(&model, &gateway_workload.namespace);
     let gateway = ProxyResources {
         clusters: clusters::for_gateway(&clusters),
         endpoints,

@@ -142,8 +142,23 @@ fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u3
         (split, format!("{}:{port}/*", key.name))
     };
     let mut route = route(rule.name.clone(), specifier, operation);
-    if let Some(m) = &mut route.r#match {
+    // istiod's `translateRouteMatch` says so only for a rule that has matches.
+    if !rule.matches.is_empty()
+        && let Some(m) = &mut route.r#match
+    {
         m.case_sensitive = Some(bool_value(true));
+    }
+    // The rule's `timeout` bounds the whole request, retries included; istiod sets the gRPC
+    // timeout to the same.
+    if let Some(timeout) = rule.timeout
+        && let Some(Action::Route(action)) = &mut route.action
+    {
+        let timeout = duration(timeout.to_std());
+        action.timeout = Some(timeout);
+        #[allow(deprecated)] // istiod still sets it
+        {
+            action.max_grpc_timeout = Some(timeout);
+        }
     }
     route
 }
@@ -174,6 +189,14 @@ fn route(name: String, specifier: ClusterSpecifier, operation: String) -> Route 
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// A protobuf Duration for a std one.
+fn duration(d: std::time::Duration) -> envoy_types::pb::google::protobuf::Duration {
+    envoy_types::pb::google::protobuf::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
     }
 }
 

@@ -1,25 +1,33 @@
 //! The sidecar's outbound listeners and route configurations.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, Route, RouteConfiguration, VirtualHost, route::Action,
 };
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
 
 use super::clusters;
-use super::envoy_build::{bool_value, socket_address};
+use super::envoy_build::{any, bool_value, seconds, socket_address};
 use super::hcm::{http_connection_manager, listener, tcp_proxy};
-use super::model::{MeshModel, Service};
+use super::model::{MeshModel, PortClass, Service, ServicePort};
 use super::routes::{self, Context};
 
 pub(crate) const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 pub(crate) const VIRTUAL_OUTBOUND_PORT: u32 = 15001;
 const BLACKHOLE_CHAIN: &str = "virtualOutbound-blackhole";
 pub(crate) const CATCH_ALL_CHAIN: &str = "virtualOutbound-catchall-tcp";
+/// The default chain of a listener whose chains all match something.
+pub(crate) const PASSTHROUGH_CHAIN: &str = "PassthroughFilterChain";
+pub(crate) const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+/// istiod's `PILOT_GATEWAY_TRANSPORT_SOCKET_CONNECT_TIMEOUT`, which sidecars' TCP chains get too.
+const TRANSPORT_SOCKET_CONNECT_TIMEOUT: i64 = 15;
 
 /// The ports on which some service speaks HTTP: each gets a shared `0.0.0.0_<port>` listener.
 fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
@@ -29,7 +37,7 @@ fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
         .flat_map(|s| {
             s.ports
                 .iter()
-                .filter(|p| p.protocol.is_http())
+                .filter(|p| p.class() == PortClass::Http)
                 .map(|p| p.number)
         })
         .collect()
@@ -37,7 +45,8 @@ fn http_ports(model: &MeshModel<'_>) -> BTreeSet<u32> {
 
 pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Listener> {
     let mut out = Vec::new();
-    for port in http_ports(model) {
+    let http = http_ports(model);
+    for port in &http {
         let chain = FilterChain {
             filters: vec![http_connection_manager(
                 &format!("outbound_0.0.0.0_{port};"),
@@ -46,25 +55,134 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
             )],
             ..Default::default()
         };
-        out.push(listener("0.0.0.0", port, false, vec![chain]));
+        out.push(listener("0.0.0.0", *port, false, vec![chain]));
     }
-    // TCP-ish ports of services with a VIP get a listener of their own on that VIP.
+    // Every other port: bound to the service's address when it has one, else shared on
+    // `0.0.0.0_<port>` (istiod's `buildSidecarOutboundTCPListenerOpts`).
+    let mut wildcard: BTreeMap<u32, Vec<(&Service, &ServicePort)>> = BTreeMap::new();
     for service in &model.services {
-        let Some(vip) = &service.vip else { continue };
-        for port in service.ports.iter().filter(|p| !p.protocol.is_http()) {
+        for port in service
+            .ports
+            .iter()
+            .filter(|p| p.class() != PortClass::Http)
+        {
             let cluster = clusters::name(port.number, None, &service.hostname);
-            let chain = FilterChain {
-                filters: vec![tcp_proxy(&cluster, &cluster)],
-                ..Default::default()
-            };
-            let mut tcp = listener(vip, port.number, false, vec![chain]);
-            tcp.continue_on_listener_filters_timeout = true;
-            tcp.listener_filters_timeout = Some(super::envoy_build::seconds(0));
-            out.push(tcp);
+            match &service.vip {
+                // With an address of its own, the destination already says which service it
+                // is: one chain, no SNI match.
+                Some(vip) => out.push(tcp_listener(vip, port.number, vec![tcp_chain(&cluster)])),
+                None if http.contains(&port.number) => {}
+                None => wildcard
+                    .entry(port.number)
+                    .or_default()
+                    .push((service, port)),
+            }
+        }
+    }
+    for (port, services) in wildcard {
+        let tls: Vec<&Service> = services
+            .iter()
+            .filter(|(_, p)| p.class() == PortClass::Tls)
+            .map(|(s, _)| *s)
+            .collect();
+        if tls.len() == services.len() {
+            // TLS: one chain per host, matched by the SNI the client sends; anything else
+            // goes where unknown destinations go.
+            let chains = tls
+                .iter()
+                .map(|s| {
+                    let mut chain = tcp_chain(&clusters::name(port, None, &s.hostname));
+                    chain.filter_chain_match = Some(FilterChainMatch {
+                        server_names: vec![s.hostname.clone()],
+                        ..Default::default()
+                    });
+                    chain
+                })
+                .collect();
+            let mut tls_listener = tcp_listener("0.0.0.0", port, chains);
+            tls_listener.listener_filters = vec![tls_inspector()];
+            tls_listener.default_filter_chain =
+                Some(passthrough_chain(mesh.outbound_traffic_policy));
+            out.push(tls_listener);
+        } else if let [(service, _)] = services.as_slice() {
+            // One TCP service without an address takes the whole port.
+            let cluster = clusters::name(port, None, &service.hostname);
+            out.push(tcp_listener("0.0.0.0", port, vec![tcp_chain(&cluster)]));
         }
     }
     out.push(virtual_outbound(mesh.outbound_traffic_policy));
     out
+}
+
+/// Which ServiceEntry ports the sidecar cannot give a listener the way istiod would: a TCP port
+/// without an address that another service also claims (istiod merges or drops such chains, and
+/// sniffs the protocol where HTTP shares the port). The model reports them as unsupported.
+pub(crate) fn conflicting_ports(model: &MeshModel<'_>) -> Vec<(String, u32)> {
+    let http = http_ports(model);
+    let mut wildcard: BTreeMap<u32, Vec<(&Service, PortClass)>> = BTreeMap::new();
+    for service in model.services.iter().filter(|s| s.vip.is_none()) {
+        for port in service
+            .ports
+            .iter()
+            .filter(|p| p.class() != PortClass::Http)
+        {
+            wildcard
+                .entry(port.number)
+                .or_default()
+                .push((service, port.class()));
+        }
+    }
+    let mut out = Vec::new();
+    for (port, services) in wildcard {
+        let all_tls = services.iter().all(|(_, c)| *c == PortClass::Tls);
+        if http.contains(&port) || (!all_tls && services.len() > 1) {
+            out.extend(services.iter().map(|(s, _)| (s.hostname.clone(), port)));
+        }
+    }
+    out
+}
+
+/// A sidecar listener for opaque or TLS traffic: not bound (iptables brings the traffic), and
+/// never waiting on its listener filters.
+fn tcp_listener(ip: &str, port: u32, chains: Vec<FilterChain>) -> Listener {
+    let mut tcp = listener(ip, port, false, chains);
+    tcp.continue_on_listener_filters_timeout = true;
+    tcp.listener_filters_timeout = Some(seconds(0));
+    tcp
+}
+
+/// A chain that proxies the connection's bytes to one cluster.
+fn tcp_chain(cluster: &str) -> FilterChain {
+    FilterChain {
+        filters: vec![tcp_proxy(cluster, cluster)],
+        transport_socket_connect_timeout: Some(seconds(TRANSPORT_SOCKET_CONNECT_TIMEOUT)),
+        ..Default::default()
+    }
+}
+
+/// The default chain of a listener whose chains match by SNI: what does not match goes where
+/// unknown destinations go (istiod's `PassthroughFilterChain`).
+fn passthrough_chain(policy: OutboundTrafficPolicy) -> FilterChain {
+    let cluster = clusters::catch_all(policy);
+    FilterChain {
+        name: PASSTHROUGH_CHAIN.into(),
+        filter_chain_match: Some(FilterChainMatch::default()),
+        filters: vec![tcp_proxy(cluster, cluster)],
+        ..Default::default()
+    }
+}
+
+fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: TLS_INSPECTOR.into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &TlsInspector {
+                initial_read_buffer_size: Some(UInt32Value { value: 512 }),
+                ..Default::default()
+            },
+        ))),
+        ..Default::default()
+    }
 }
 
 /// Where iptables sends all outbound traffic; it hands connections to the listener for their
@@ -111,7 +229,7 @@ pub(crate) fn routes(
             let mut hosts: Vec<VirtualHost> = model
                 .services
                 .iter()
-                .filter(|s| s.port(port).is_some_and(|p| p.protocol.is_http()))
+                .filter(|s| s.port(port).is_some_and(|p| p.class() == PortClass::Http))
                 .filter_map(|s| service_virtual_host(model, s, port, proxy_namespace))
                 .collect();
             hosts.sort_by(|a, b| a.name.cmp(&b.name));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, LbPolicy,
+    ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, LbConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     Address, ConfigSource, DataSource, TransportSocket, address,
@@ -21,13 +21,16 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, lb_endpoint::HostIdentifier,
 };
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, Listener, filter, listener_filter,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteConfiguration, VirtualHost, retry_policy::retry_host_predicate, route::Action,
     route_action::ClusterSpecifier, route_match::PathSpecifier,
 };
 use envoy_types::pb::envoy::extensions::filters::common::set_filter_state::v3::filter_state_value;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier, http_filter,
 };
@@ -319,8 +322,35 @@ fn listener(doc: &mut Doc, d: usize, mut l: Listener) {
     if let Some(t) = l.listener_filters_timeout.take() {
         doc.line(d + 1, format!("listener_filters_timeout {}", dur(Some(t))));
     }
+    for mut f in std::mem::take(&mut l.listener_filters) {
+        doc.line(
+            d + 1,
+            format!("listener_filter {}", std::mem::take(&mut f.name)),
+        );
+        match f.config_type.take() {
+            Some(listener_filter::ConfigType::TypedConfig(any))
+                if any.type_url == TlsInspector::type_url() =>
+            {
+                let mut t: TlsInspector = decode(&any);
+                doc.line(
+                    d + 2,
+                    format!(
+                        "initial_read_buffer_size {}",
+                        u32v(t.initial_read_buffer_size.take())
+                    ),
+                );
+                doc.rest(d + 2, t);
+            }
+            other => doc.line(d + 2, format!("config {other:?}")),
+        }
+        doc.rest(d + 2, f);
+    }
     for chain in std::mem::take(&mut l.filter_chains) {
         filter_chain(doc, d + 1, chain);
+    }
+    if let Some(chain) = l.default_filter_chain.take() {
+        doc.line(d + 1, "default_filter_chain");
+        filter_chain(doc, d + 2, chain);
     }
     doc.rest(d + 1, l);
 }
@@ -328,11 +358,25 @@ fn listener(doc: &mut Doc, d: usize, mut l: Listener) {
 fn filter_chain(doc: &mut Doc, d: usize, mut c: FilterChain) {
     doc.line(d, format!("chain {:?}", std::mem::take(&mut c.name)));
     if let Some(mut m) = c.filter_chain_match.take() {
+        let mut text = Vec::new();
+        if let Some(port) = m.destination_port.take() {
+            text.push(format!("destination_port {}", port.value));
+        }
+        let names = std::mem::take(&mut m.server_names);
+        if !names.is_empty() {
+            text.push(format!("server_names {names:?}"));
+        }
+        if text.is_empty() {
+            text.push("anything".into());
+        }
+        doc.line(d + 1, format!("match {}", text.join(" ")));
+        doc.rest(d + 2, m);
+    }
+    if let Some(t) = c.transport_socket_connect_timeout.take() {
         doc.line(
             d + 1,
-            format!("match destination_port {}", u32v(m.destination_port.take())),
+            format!("transport_socket_connect_timeout {}", dur(Some(t))),
         );
-        doc.rest(d + 2, m);
     }
     for f in std::mem::take(&mut c.filters) {
         network_filter(doc, d + 1, f);
@@ -431,6 +475,21 @@ fn hcm(doc: &mut Doc, d: usize, mut h: HttpConnectionManager) {
         d,
         format!("server_name {:?}", std::mem::take(&mut h.server_name)),
     );
+    if let Some(mut t) = h.tracing.take() {
+        let pct = |p: Option<envoy_types::pb::envoy::r#type::v3::Percent>| {
+            p.map_or("unset".into(), |p| format!("{}%", p.value))
+        };
+        doc.line(
+            d,
+            format!(
+                "tracing client_sampling {} random_sampling {} overall_sampling {}",
+                pct(t.client_sampling.take()),
+                pct(t.random_sampling.take()),
+                pct(t.overall_sampling.take())
+            ),
+        );
+        doc.rest(d + 1, t);
+    }
     doc.rest(d, h);
 }
 
@@ -633,9 +692,32 @@ fn cluster(doc: &mut Doc, d: usize, mut c: Cluster) {
         }
         doc.rest(d + 2, cb);
     }
-    if let Some(common) = c.common_lb_config.take() {
-        doc.line(d + 1, "common_lb_config");
+    if let Some(mut common) = c.common_lb_config.take() {
+        doc.line(
+            d + 1,
+            format!(
+                "common_lb_config healthy_panic_threshold {}",
+                common
+                    .healthy_panic_threshold
+                    .take()
+                    .map_or("unset".into(), |p| format!("{}%", p.value))
+            ),
+        );
         doc.rest(d + 2, common);
+    }
+    match c.lb_config.take() {
+        None => {}
+        Some(LbConfig::OriginalDstLbConfig(mut o)) => {
+            doc.line(
+                d + 1,
+                format!(
+                    "original_dst upstream_port_override {}",
+                    u32v(o.upstream_port_override.take())
+                ),
+            );
+            doc.rest(d + 2, o);
+        }
+        other => doc.line(d + 1, format!("lb_config {other:?}")),
     }
     if let Some(ts) = c.transport_socket.take() {
         transport(doc, d + 1, ts);
@@ -1240,7 +1322,11 @@ fn gateway_listener_and_routes_per_stage() {
 #[test]
 fn subset_cluster_is_eds_with_its_own_service_name_and_gateway_pod_endpoints() {
     let t = stage(3);
-    for proxy in [&t.sidecar, &t.gateway] {
+    // The rule lives in `default`: the gateway, in `istio-system`, does not see it (istiod's
+    // DestinationRule lookup: the proxy's namespace, the service's, the root namespace).
+    assert!(!cluster_names(&t.gateway).contains(&SUBSET_CLUSTER));
+    {
+        let proxy = &t.sidecar;
         let c = find_cluster(proxy, SUBSET_CLUSTER);
         assert_eq!(discovery(c), DiscoveryType::Eds);
         let eds = c.eds_cluster_config.as_ref().unwrap();
@@ -1582,8 +1668,8 @@ fn service_entry_with(change: impl FnOnce(&mut crate::istio::ServiceEntry)) -> T
 }
 
 #[test]
-fn static_resolution_is_unsupported() {
-    let err = service_entry_with(|e| e.resolution = Resolution::Static);
+fn dynamic_dns_resolution_is_unsupported() {
+    let err = service_entry_with(|e| e.resolution = Resolution::DynamicDns);
     let TranslateError::Unsupported(unsupported) = &err else {
         panic!("{err}")
     };
@@ -1598,8 +1684,8 @@ fn static_resolution_is_unsupported() {
 }
 
 #[test]
-fn tcp_service_entry_port_is_unsupported() {
-    let err = service_entry_with(|e| e.ports[1].protocol = "TCP".into());
+fn mongo_service_entry_port_is_unsupported() {
+    let err = service_entry_with(|e| e.ports[1].protocol = "MONGO".into());
     let TranslateError::Unsupported(unsupported) = &err else {
         panic!("{err}")
     };
@@ -1608,9 +1694,20 @@ fn tcp_service_entry_port_is_unsupported() {
 }
 
 #[test]
+fn a_tcp_port_without_address_on_an_http_port_is_unsupported() {
+    // Port 80 is HTTP for the sleep Service: istiod would sniff the protocol on 0.0.0.0_80.
+    let err = service_entry_with(|e| e.ports[0].protocol = "TCP".into());
+    let TranslateError::Unsupported(unsupported) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(unsupported.field, "spec.ports[0]");
+    assert!(err.to_string().contains("sniffing"), "{err}");
+}
+
+#[test]
 fn a_field_the_translator_does_not_implement_is_refused_where_it_is_set() {
     let mut config = applied(2);
-    let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: t\nspec:\n  hosts: [edition.cnn.com]\n  http:\n  - timeout: 3s\n    route:\n    - destination: {host: edition.cnn.com}\n";
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: t\nspec:\n  hosts: [edition.cnn.com]\n  http:\n  - retries: {attempts: 3}\n    route:\n    - destination: {host: edition.cnn.com}\n";
     for object in crate::istio::parse::parse_manifests(Path::new("inline.yaml"), yaml).unwrap() {
         config.apply(object, NAMESPACE);
     }
@@ -1618,7 +1715,7 @@ fn a_field_the_translator_does_not_implement_is_refused_where_it_is_set() {
     let TranslateError::Unsupported(unsupported) = &err else {
         panic!("{err}")
     };
-    assert_eq!(unsupported.field, "spec.http[0].timeout");
+    assert_eq!(unsupported.field, "spec.http[0].retries");
     assert_eq!(unsupported.at, "inline.yaml:8:5");
     assert!(err.to_string().contains("--backend kind"), "{err}");
 }
@@ -1655,3 +1752,5 @@ fn gateway_blackhole_virtual_host_sets_nothing_else() {
     let vh = find_vhost(find_route_config(&t.gateway, "http.8443"), "blackhole:443");
     assert!(!vh.include_request_attempt_count);
 }
+
+mod series;

@@ -16,6 +16,7 @@
 mod admin;
 mod cluster;
 mod exec;
+mod mesh;
 mod tools;
 
 #[cfg(test)]
@@ -36,7 +37,7 @@ use crate::backend::{
     Backend, BackendError, BackendSpec, CleanupReport, StartError, StepError, StepReport,
 };
 use crate::istio::{IstioObject, ObjectKey};
-use crate::mesh::ProxyRole;
+use crate::mesh::{MeshSettings, ProxyRole};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::process::Liveness;
 use crate::suite::CommandLine;
@@ -149,6 +150,8 @@ struct Owned {
     label_added: bool,
     /// The sleep sample's objects, when it was not there before.
     sleep: Vec<ManifestObject>,
+    /// The mesh config text the run found, when a stage changed it.
+    mesh_before: Option<String>,
 }
 
 pub struct KindBackend {
@@ -501,6 +504,9 @@ impl KindBackend {
                     .kept
                     .push(format!("the sleep sample in {}", self.namespace));
             }
+            if owned.mesh_before.is_some() {
+                report.kept.push("the changed mesh config".into());
+            }
             return report;
         }
         if owned.cluster {
@@ -520,6 +526,13 @@ impl KindBackend {
             progress(&format!("deleting {key}, which the run applied"));
             match cluster::delete_istio(&self.client, key, version, DELETE_TIMEOUT).await {
                 Ok(()) | Err(ClusterError::NotFound { .. }) => report.removed.push(key.to_string()),
+                Err(e) => report.leftovers.push(e.to_string()),
+            }
+        }
+        if let Some(before) = owned.mesh_before {
+            progress("restoring the mesh config");
+            match mesh::restore(&self.client, before).await {
+                Ok(()) => report.removed.push("the mesh config change".into()),
                 Err(e) => report.leftovers.push(e.to_string()),
             }
         }
@@ -816,6 +829,18 @@ impl Backend for KindBackend {
                 e,
             ))),
         }
+    }
+
+    async fn set_mesh(&mut self, settings: &MeshSettings) -> Result<StepReport, StepError> {
+        let started = Instant::now();
+        let before = mesh::set_outbound_policy(&self.client, settings.outbound_traffic_policy)
+            .await
+            .map_err(|e| StepError::Backend(backend_error("changing the mesh config".into(), e)))?;
+        // The first change's "before" is what the cluster had.
+        self.owned.mesh_before.get_or_insert(before);
+        Ok(StepReport {
+            latency: started.elapsed(),
+        })
     }
 
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {

@@ -200,10 +200,18 @@ pub fn istioctl_version_args() -> Vec<String> {
     strings(&["version", "--remote=false"])
 }
 
-/// Envoy stats the suite's traffic checks read. Istio records only a few stats by default
+/// Envoy stats the suites' traffic checks read. Istio records only a few stats by default
 /// (`cluster_manager`, `listener_manager`, `server`, `cluster.xds-grpc`); these add each
-/// outbound cluster's and the passthrough's counters, mesh-wide (sidecar and gateway).
-pub const STATS_INCLUSION_PREFIXES: [&str; 2] = ["cluster.outbound", "cluster.PassthroughCluster"];
+/// outbound cluster's, the passthrough's and the blackhole's counters, the outbound TCP proxies'
+/// and the outbound HTTP connection managers' (their direct responses: `block_all`), mesh-wide
+/// (sidecar and gateway).
+pub const STATS_INCLUSION_PREFIXES: [&str; 5] = [
+    "cluster.outbound",
+    "cluster.PassthroughCluster",
+    "cluster.BlackHoleCluster",
+    "tcp.outbound",
+    "http.outbound",
+];
 
 pub fn istioctl_install_args(context: &str) -> Vec<String> {
     let mut args = strings(&["install", "-y", "--set", "profile=demo"]);
@@ -381,6 +389,9 @@ pub(crate) mod tests {
             "install -y --set profile=demo \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[2]=cluster.BlackHoleCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[3]=tcp.outbound \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[4]=http.outbound \
              --context kind-x"
         );
         assert_eq!(

@@ -27,7 +27,7 @@ use crate::delivery::{Delivery, Refusal};
 use crate::envoy::{EnvoyBinary, EnvoyOptions, EnvoyProcess};
 use crate::istio::{IstioObject, ObjectKey, Spec};
 use crate::local_network::{self, LocalNetwork};
-use crate::mesh::{AppliedConfig, ProxyRole, Registry, Workload};
+use crate::mesh::{AppliedConfig, MeshSettings, ProxyRole, Registry, Workload};
 use crate::observe::{CommandOutput, OriginHit};
 use crate::origin::{Origin, OriginConfig, RunPki};
 use crate::process::Liveness;
@@ -71,22 +71,15 @@ impl LocalSpec {
     }
 }
 
-/// Hosts the origin plays: every ServiceEntry host of the suite.
-fn origin_hosts(suite: &Suite) -> Vec<String> {
-    let mut hosts: Vec<String> = suite
-        .all_objects()
-        .filter_map(|o| match &o.spec {
-            Spec::ServiceEntry(se) => Some(se.hosts.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    hosts.sort();
-    hosts.dedup();
+/// The names the origin's leaf certificate has: every host the suite's sites serve over TLS
+/// (a suite with none still gets a CA, for curl's `--cacert`).
+fn certificate_hosts(suite: &Suite) -> Vec<String> {
+    let hosts = suite.origin.tls_hosts();
     if hosts.is_empty() {
-        hosts.push("edition.cnn.com".to_string());
+        vec!["origin.invalid".to_string()]
+    } else {
+        hosts
     }
-    hosts
 }
 
 /// Each proxy's node id and the workload it plays, as istiod is to know them.
@@ -120,6 +113,13 @@ pub(crate) fn external_ports(suite: &Suite) -> BTreeSet<u32> {
     for command in suite.all_commands() {
         ports.extend(url_targets(&command.argv).into_iter().map(|(_, p)| p));
     }
+    ports.extend(
+        suite
+            .origin
+            .sites
+            .iter()
+            .flat_map(|s| s.ports.iter().map(|p| p.port)),
+    );
     ports
 }
 
@@ -149,7 +149,7 @@ impl BackendSpec for LocalSpec {
             .map_err(environment("the client"))?;
         let dir = run_dir::RunDir::create(self.keep)
             .map_err(environment("creating the run directory"))?;
-        let hosts = origin_hosts(suite);
+        let hosts = certificate_hosts(suite);
         let pki = Arc::new(
             RunPki::generate(&hosts)
                 .map_err(|e| environment("the run's certificates")(e.to_string()))?,
@@ -161,8 +161,8 @@ impl BackendSpec for LocalSpec {
         })?;
         let origin = Origin::start(OriginConfig {
             pki,
-            hosts: hosts.clone(),
-            politics_body_len: crate::origin::POLITICS_BODY_LEN,
+            sites: suite.origin.clone(),
+            time_scale: local_network::TIME_SCALE,
         })
         .await
         .map_err(|e| environment("starting the origin")(e.to_string()))?;
@@ -183,8 +183,7 @@ impl BackendSpec for LocalSpec {
             .collect();
         let network = LocalNetwork::new(
             registry.clone(),
-            origin.http_addr(),
-            origin.tls_addr(),
+            origin.listeners().clone(),
             ca_file.clone(),
             external_ports(suite),
         );
@@ -234,6 +233,7 @@ impl BackendSpec for LocalSpec {
             dir: Some(dir),
             namespace: suite.namespace.clone(),
             config: AppliedConfig::default(),
+            example: suite.all_commands().next().cloned(),
         };
         let started = backend
             .start_proxies(&self, &nodes, &identities, (xds_addr, sds_addr), progress)
@@ -278,6 +278,8 @@ pub(crate) struct LocalBackend {
     dir: Option<run_dir::RunDir>,
     namespace: String,
     config: AppliedConfig,
+    /// The suite's first command, for `--keep`'s how-to.
+    example: Option<CommandLine>,
 }
 
 impl LocalBackend {
@@ -534,6 +536,26 @@ impl Backend for LocalBackend {
         self.converge(config).await
     }
 
+    async fn set_mesh(&mut self, mesh: &MeshSettings) -> Result<StepReport, StepError> {
+        let started = Instant::now();
+        match self
+            .control_plane
+            .set_mesh(mesh, &self.config, ACK_TIMEOUT)
+            .await
+        {
+            Ok(()) => Ok(StepReport {
+                latency: started.elapsed(),
+            }),
+            Err(ConvergeError::Translate(e)) => Err(StepError::Translate(e)),
+            Err(ConvergeError::Refused(refusal)) => Err(StepError::Refused(self.with_log(refusal))),
+            Err(other) => Err(StepError::ControlPlane(other.to_string())),
+        }
+    }
+
+    fn time_scale(&self) -> u32 {
+        local_network::TIME_SCALE
+    }
+
     async fn run(&mut self, command: &CommandLine) -> Result<CommandOutput, BackendError> {
         let error = |message: String| BackendError {
             backend: "local",
@@ -576,6 +598,9 @@ impl Backend for LocalBackend {
                     tls: r.tls,
                     sni: r.sni,
                     status: r.status,
+                    port: r.listener.port,
+                    method: r.method,
+                    alpn: r.alpn,
                 })
                 .collect(),
         )
@@ -605,37 +630,27 @@ impl Backend for LocalBackend {
             out.push_str(&istiod.access());
         }
         if let Some(origin) = &self.origin {
-            out.push_str(&format!(
-                "origin: http {} https {}\n",
-                origin.http_addr(),
-                origin.tls_addr()
-            ));
+            let listeners: Vec<String> = origin
+                .listeners()
+                .iter()
+                .map(|(site, addr)| format!("{site} on {addr}"))
+                .collect();
+            out.push_str(&format!("origin: {}\n", listeners.join(", ")));
         }
-        let example = CommandLine {
-            name: "example".into(),
-            argv: [
-                "curl",
-                "-sL",
-                "-o",
-                "/dev/null",
-                "-D",
-                "-",
-                "http://edition.cnn.com/politics",
-            ]
-            .map(String::from)
-            .to_vec(),
-        };
         out.push_str(&format!(
             "how it differs from a cluster (README, \"How the local backend differs\"): {}\n",
             local_network::DEVIATIONS.join(", ")
         ));
-        if let Ok(argv) = self.command_argv(&example) {
+        if let Some(example) = &self.example
+            && let Ok(argv) = self.command_argv(example)
+        {
             let line = CommandLine {
                 name: String::new(),
                 argv,
             };
             out.push_str(&format!(
-                "the tutorial's curl, as the sleep pod runs it:\n  {line}\n"
+                "the tutorial's {}, as the sleep pod runs it:\n  {line}\n",
+                example.name
             ));
         }
         out
@@ -682,7 +697,7 @@ impl Backend for LocalBackend {
             report.removed.push("the ADS server".into());
         }
         if let Some(origin) = self.origin.take() {
-            ports.extend([origin.http_addr().port(), origin.tls_addr().port()]);
+            ports.extend(origin.listeners().values().map(|a| a.port()));
             origin.shutdown().await;
             report.removed.push("the origin".into());
         }

@@ -2,8 +2,7 @@
 //! delivery that accepts at once, so what is seen is what istiod decided. `compare` reads what it
 //! made; `validate --istiod` asks it for its verdict on manifests as written.
 
-use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,13 +61,11 @@ impl Headless {
         let registry = Registry::tutorial();
         let proxies = proxy_identities(&registry, &ProxyWorkloads::tutorial())?;
         let dir = RunDir::create(false).map_err(|e| format!("creating the run directory: {e}"))?;
-        // Nothing listens at the origin's addresses: no request is made.
-        let origin = SocketAddr::from((Ipv4Addr::LOCALHOST, 9));
         let localized = external_ports.is_some();
         let network = LocalNetwork::new(
             registry.clone(),
-            origin,
-            origin,
+            // No origin: no request is made.
+            BTreeMap::new(),
             dir.path().join("ca.pem"),
             external_ports.unwrap_or_default(),
         );

@@ -186,6 +186,21 @@ pub(crate) struct Istiod {
     proxies: Vec<ProxyIdentity>,
     ports: Vec<u16>,
     answer_timeout: Duration,
+    /// The mesh config file istiod watches, and what it holds besides the suite's settings.
+    mesh_file: PathBuf,
+    mesh_text: MeshText,
+}
+
+/// What makes the text of istiod's mesh config, for a change while it runs.
+struct MeshText {
+    grpc: u16,
+    source: String,
+}
+
+impl MeshText {
+    fn text(&self, mesh: &MeshSettings) -> String {
+        mesh_config(mesh, self.grpc) + &self.source
+    }
 }
 
 /// Free loopback ports for istiod, which binds them itself (Go sets no `SO_REUSEPORT`, so the
@@ -222,8 +237,11 @@ impl Istiod {
         let ports = free_ports(4).map_err(IstiodError::Ports)?;
         let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
         let mesh_file = home.join("mesh.yaml");
-        let mesh = mesh_config(start.mesh, grpc) + &source.mesh_config();
-        std::fs::write(&mesh_file, mesh).map_err(files)?;
+        let mesh_text = MeshText {
+            grpc,
+            source: source.mesh_config(),
+        };
+        std::fs::write(&mesh_file, mesh_text.text(start.mesh)).map_err(files)?;
         let kube = KubeStub::start(&home, &["default", "istio-system", start.namespace])
             .await
             .map_err(IstiodError::KubeStub)?;
@@ -321,6 +339,8 @@ impl Istiod {
             proxies: start.proxies,
             ports,
             answer_timeout: start.answer_timeout,
+            mesh_file,
+            mesh_text,
         })
     }
 
@@ -546,6 +566,62 @@ impl ControlPlane for Istiod {
     ) -> Result<(), ConvergeError> {
         self.converge_objects(applied_objects(config), timeout)
             .await
+    }
+
+    /// istiod watches its mesh config file: the new text replaces it in one rename, istiod's
+    /// `/debug/mesh` shows the new policy, and the full push its mesh handler makes is in force.
+    async fn set_mesh(
+        &mut self,
+        mesh: &MeshSettings,
+        config: &AppliedConfig,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
+        let started = Instant::now();
+        let left = || timeout.max(TAKE_TIMEOUT).saturating_sub(started.elapsed());
+        let not_in_force = |e: String| ConvergeError::NotInForce(e);
+        let inbound_before = self
+            .observer
+            .inbound_updates()
+            .await
+            .map_err(|e| not_in_force(e.to_string()))?;
+        let log_before = self.observer.pushes().lines;
+        let staged = self.mesh_file.with_extension("yaml.new");
+        std::fs::write(&staged, self.mesh_text.text(mesh))
+            .and_then(|()| std::fs::rename(&staged, &self.mesh_file))
+            .map_err(|e| not_in_force(format!("replacing {}: {e}", self.mesh_file.display())))?;
+        let wanted = mesh.outbound_traffic_policy;
+        let observer = &self.observer;
+        Wait::new(
+            format!(
+                "istiod's /debug/mesh to show outboundTrafficPolicy {}",
+                wanted.name()
+            ),
+            left(),
+        )
+        .every(Duration::from_millis(5))
+        .poll(async || {
+            Ok::<_, String>(match observer.outbound_traffic_policy().await {
+                Ok(mode) if mode == wanted => Look::Ready(()),
+                Ok(mode) => Look::NotYet(format!("it shows {}", mode.name())),
+                Err(e) => Look::NotYet(e.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| not_in_force(e.to_string()))?;
+        self.in_force(
+            &applied_objects(config),
+            Some(inbound_before),
+            log_before,
+            left(),
+        )
+        .await
+        .map_err(|e| match e {
+            ConvergeError::NotInForce(message) => ConvergeError::NotInForce(format!(
+                "{message}; istiod's log ends:\n{}",
+                self.log_tail(LOG_TAIL_LINES)
+            )),
+            other => other,
+        })
     }
 
     fn liveness(&self) -> Liveness {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::istio::ObjectKey;
+use crate::mesh::OutboundTrafficPolicy;
 
 /// The log line istiod writes when it refuses the config directory (istio/istio
 /// `pkg/kube/krt/files/files.go`).
@@ -106,6 +107,23 @@ impl Istiod {
     pub(crate) async fn inbound_updates(&self) -> Result<u64, ObserveError> {
         let metrics = self.get(self.monitoring, "/metrics").await?;
         Ok(inbound_updates(&metrics))
+    }
+
+    /// The outbound traffic policy of the mesh config istiod holds (`/debug/mesh`). Istio's JSON
+    /// leaves out the default, REGISTRY_ONLY (enum value 0).
+    pub(crate) async fn outbound_traffic_policy(
+        &self,
+    ) -> Result<OutboundTrafficPolicy, ObserveError> {
+        let body = self.get(self.http, "/debug/mesh").await?;
+        let mesh: Value = serde_json::from_str(&body).map_err(|e| error("/debug/mesh", e))?;
+        match mesh["outboundTrafficPolicy"]["mode"].as_str() {
+            Some("ALLOW_ANY") => Ok(OutboundTrafficPolicy::AllowAny),
+            None | Some("REGISTRY_ONLY") => Ok(OutboundTrafficPolicy::RegistryOnly),
+            Some(other) => Err(error(
+                "/debug/mesh",
+                format!("unknown outboundTrafficPolicy mode {other}"),
+            )),
+        }
     }
 
     /// The objects istiod's config store holds, with their specs.

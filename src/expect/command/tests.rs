@@ -40,6 +40,8 @@ fn seen(stdout: &str, exit_code: i32) -> CommandObservation {
         stats_after: BTreeMap::new(),
         origin: Some(Vec::new()),
         live_site: false,
+        took: std::time::Duration::ZERO,
+        time_scale: 1,
     }
 }
 
@@ -193,6 +195,9 @@ fn origin_requests_match_field_by_field_and_in_number() {
         tls: true,
         sni: Some("edition.cnn.com".into()),
         status: 200,
+        port: 443,
+        method: "GET".into(),
+        alpn: None,
     };
     let mut observation = seen("", 0);
     observation.origin = Some(vec![hit.clone()]);
@@ -215,4 +220,249 @@ fn origin_requests_match_field_by_field_and_in_number() {
         unseen.passed && unseen.note.is_some(),
         "a backend that cannot see the origin says so"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The series' expectations: each passes on what it describes and fails on anything else.
+
+fn with_stats(
+    mut observation: CommandObservation,
+    before: &[(&str, u64)],
+    after: &[(&str, u64)],
+) -> CommandObservation {
+    let map = |pairs: &[(&str, u64)]| {
+        BTreeMap::from([(
+            ProxyRole::Sidecar,
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>(),
+        )])
+    };
+    observation.stats_before = map(before);
+    observation.stats_after = map(after);
+    observation
+}
+
+#[test]
+fn an_exit_code_among_several() {
+    let mut c = check();
+    c.exit_code_in = vec![52, 56];
+    assert!(single(judge_command(&c, &seen("", 52))).passed);
+    assert!(single(judge_command(&c, &seen("", 56))).passed);
+    let failed = single(judge_command(&c, &seen("", 0)));
+    assert!(!failed.passed);
+    assert_eq!(
+        (failed.expected.as_str(), failed.actual.as_str()),
+        ("one of [52, 56]", "0")
+    );
+}
+
+#[test]
+fn the_whole_output_exactly() {
+    let mut c = check();
+    c.stdout = Some(exact("504\n"));
+    assert!(single(judge_command(&c, &seen("504\n", 0))).passed);
+    let failed = single(judge_command(&c, &seen("200\n", 0)));
+    assert!(!failed.passed);
+    assert_eq!(failed.actual, "200\n");
+    // Not a prefix: the whole of it.
+    assert!(!single(judge_command(&c, &seen("504\nmore", 0))).passed);
+}
+
+#[test]
+fn a_duration_is_judged_in_the_tutorials_time() {
+    let mut c = check();
+    c.duration = Some(crate::suite::DurationBounds {
+        at_least: Some(std::time::Duration::from_secs(3)),
+        below: Some(std::time::Duration::from_secs(5)),
+    });
+    let took = |ms: u64, scale: u32| {
+        let mut o = seen("", 0);
+        o.took = std::time::Duration::from_millis(ms);
+        o.time_scale = scale;
+        single(judge_command(&c, &o))
+    };
+    assert!(took(3100, 1).passed);
+    // 160 ms at 20× is 3.2 s of the tutorial's time.
+    let scaled = took(160, 20);
+    assert!(scaled.passed, "{scaled:?}");
+    assert!(scaled.note.as_deref().unwrap().contains("20× faster"));
+    let early = took(2900, 1);
+    assert!(!early.passed);
+    assert_eq!(early.expected, "at least 3.0s and below 5.0s");
+    assert!(!took(260, 20).passed, "5.2 s is not below 5 s");
+}
+
+#[test]
+fn blocked_by_block_all_counts_direct_responses_of_every_connection_manager() {
+    let mut c = check();
+    c.blocked = vec![crate::suite::Blocked {
+        proxy: ProxyRole::Sidecar,
+        by: crate::suite::Blocker::BlockAll,
+        count: 1,
+    }];
+    let counter = "http.outbound_0.0.0.0_80;.rq_direct_response";
+    let passed = single(judge_command(
+        &c,
+        &with_stats(seen("", 0), &[(counter, 2)], &[(counter, 3)]),
+    ));
+    assert!(passed.passed, "{passed:?}");
+    let failed = single(judge_command(
+        &c,
+        &with_stats(seen("", 0), &[(counter, 3)], &[(counter, 3)]),
+    ));
+    assert!(!failed.passed);
+    assert_eq!(
+        (failed.expected.as_str(), failed.actual.as_str()),
+        ("1", "0")
+    );
+    // No connection manager counts at all: not judgeable, and not a pass.
+    let none = single(judge_command(&c, &with_stats(seen("", 0), &[], &[])));
+    assert!(!none.passed);
+    assert!(
+        none.actual
+            .contains("no counter http.<listener>.rq_direct_response")
+    );
+}
+
+#[test]
+fn blocked_by_the_blackhole_reads_its_hostless_connections_under_either_stat_name() {
+    let mut c = check();
+    c.blocked = vec![crate::suite::Blocked {
+        proxy: ProxyRole::Sidecar,
+        by: crate::suite::Blocker::BlackHoleCluster,
+        count: 1,
+    }];
+    for name in [
+        "cluster.BlackHoleCluster.upstream_cx_none_healthy",
+        "cluster.BlackHoleCluster;.upstream_cx_none_healthy",
+    ] {
+        let o = with_stats(seen("", 35), &[(name, 0)], &[(name, 1)]);
+        assert!(single(judge_command(&c, &o)).passed, "{name}");
+    }
+    let name = "cluster.BlackHoleCluster.upstream_cx_none_healthy";
+    let passed_through = with_stats(seen("", 0), &[(name, 4)], &[(name, 4)]);
+    let failed = single(judge_command(&c, &passed_through));
+    assert!(!failed.passed);
+    assert_eq!(failed.actual, "0");
+}
+
+#[test]
+fn tcp_connections_count_at_the_tcp_proxy_and_upstream() {
+    let mut c = check();
+    let cluster = "outbound|3306||mysqldb.example.com";
+    c.connections = vec![crate::suite::ClusterConnections {
+        proxy: ProxyRole::Sidecar,
+        cluster: cluster.into(),
+        count: 1,
+    }];
+    let proxied = format!("tcp.{cluster}.downstream_cx_total");
+    let upstream = format!("cluster.{cluster}.upstream_cx_total");
+    let both = with_stats(
+        seen("", 0),
+        &[(&proxied, 0), (&upstream, 0)],
+        &[(&proxied, 1), (&upstream, 1)],
+    );
+    assert!(single(judge_command(&c, &both)).passed);
+    // An HTTP connection manager would have counted upstream only.
+    let http = with_stats(
+        seen("", 0),
+        &[(&proxied, 0), (&upstream, 0)],
+        &[(&proxied, 0), (&upstream, 1)],
+    );
+    let failed = single(judge_command(&c, &http));
+    assert!(!failed.passed);
+    assert_eq!(failed.actual, "0 through tcp_proxy, 1 upstream");
+    let missing = single(judge_command(
+        &c,
+        &with_stats(seen("", 0), &[], &[(&upstream, 1)]),
+    ));
+    assert!(!missing.passed);
+    assert!(
+        missing.actual.contains(&format!("no counter {proxied}")),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn timeouts_are_the_clusters_timed_out_requests() {
+    let mut c = check();
+    let cluster = "outbound|80||httpbin.org";
+    c.timeouts = vec![ClusterTraffic {
+        proxy: ProxyRole::Sidecar,
+        cluster: cluster.into(),
+        requests: 1,
+    }];
+    let name = format!("cluster.{cluster}.upstream_rq_timeout");
+    assert!(
+        single(judge_command(
+            &c,
+            &with_stats(seen("", 0), &[], &[(&name, 1)])
+        ))
+        .passed
+    );
+    let failed = single(judge_command(
+        &c,
+        &with_stats(seen("", 0), &[(&name, 1)], &[(&name, 1)]),
+    ));
+    assert!(!failed.passed);
+    assert_eq!(
+        (failed.expected.as_str(), failed.actual.as_str()),
+        ("1", "0")
+    );
+}
+
+#[test]
+fn the_origin_saw_the_port_method_and_alpn() {
+    let mut c = check();
+    c.origin = Some(vec![OriginExpectation {
+        port: Some(443),
+        method: Some("HEAD".into()),
+        alpn: Some(Some("h2".into())),
+        ..Default::default()
+    }]);
+    let hit = OriginHit {
+        host: "www.google.com".into(),
+        path: "/".into(),
+        tls: true,
+        sni: Some("www.google.com".into()),
+        status: 200,
+        port: 443,
+        method: "HEAD".into(),
+        alpn: Some("h2".into()),
+    };
+    let mut observation = seen("", 0);
+    observation.origin = Some(vec![hit.clone()]);
+    assert!(single(judge_command(&c, &observation)).passed);
+    // The sidecar's own TLS (http/1.1), another method, another port: each fails, and shows.
+    for other in [
+        OriginHit {
+            alpn: Some("http/1.1".into()),
+            ..hit.clone()
+        },
+        OriginHit {
+            method: "GET".into(),
+            ..hit.clone()
+        },
+        OriginHit {
+            port: 80,
+            ..hit.clone()
+        },
+    ] {
+        observation.origin = Some(vec![other]);
+        let failed = single(judge_command(&c, &observation));
+        assert!(!failed.passed);
+        assert!(
+            failed.actual.contains("port=") && failed.actual.contains("alpn="),
+            "{}",
+            failed.actual
+        );
+    }
+    c.origin = Some(vec![OriginExpectation {
+        alpn: Some(None),
+        ..Default::default()
+    }]);
+    observation.origin = Some(vec![hit]);
+    assert!(!single(judge_command(&c, &observation)).passed);
 }

@@ -6,9 +6,9 @@ use super::{Untranslated, WorkloadSelector, api};
 
 api! {
     pub struct ServiceEntry {
-        pub hosts: Vec<String>, pub addresses: Untranslated<Vec<String>>,
+        pub hosts: Vec<String>, pub addresses: Vec<String>,
         pub ports: Vec<ServicePort>, pub location: Location, pub resolution: Resolution,
-        pub endpoints: Untranslated<Vec<WorkloadEntry>>,
+        pub endpoints: Vec<WorkloadEntry>,
         pub workload_selector: Untranslated<Option<WorkloadSelector>>, pub export_to: Vec<String>,
         pub subject_alt_names: Untranslated<Vec<String>>,
     }
@@ -22,7 +22,8 @@ api! {
     /// `WorkloadEntry` (networking/v1alpha3/workload_entry.proto), as a ServiceEntry endpoint.
     pub struct WorkloadEntry {
         pub address: String, pub ports: BTreeMap<String, u32>, pub labels: BTreeMap<String, String>,
-        pub network: String, pub locality: String, pub weight: u32, pub service_account: String,
+        pub network: Untranslated<String>, pub locality: Untranslated<String>, pub weight: u32,
+        pub service_account: Untranslated<String>,
     }
 
     pub enum Location { MeshExternal = "MESH_EXTERNAL", MeshInternal = "MESH_INTERNAL" }

@@ -19,7 +19,7 @@ api! {
         pub route: Vec<HttpRouteDestination>, pub redirect: Untranslated<Option<HttpRedirect>>,
         pub direct_response: Untranslated<Option<HttpDirectResponse>>,
         pub delegate: Untranslated<Option<Delegate>>,
-        pub rewrite: Untranslated<Option<HttpRewrite>>, pub timeout: Untranslated<Option<Duration>>,
+        pub rewrite: Untranslated<Option<HttpRewrite>>, pub timeout: Option<Duration>,
         pub retries: Untranslated<Option<HttpRetry>>,
         pub fault: Untranslated<Option<HttpFaultInjection>>,
         pub mirror: Untranslated<Option<Destination>>,

@@ -524,7 +524,7 @@ fn invalid_values() {
 fn fields_the_builtin_control_plane_does_not_translate_are_noted_where_they_are_set() {
     let text = DR_AND_VS.replace(
         "  - match:\n    - gateways:\n      - mesh",
-        "  - timeout: 5s\n    retries:\n      attempts: 3\n    match:\n    - gateways:\n      - mesh",
+        "  - rewrite:\n      uri: /\n    retries:\n      attempts: 3\n    match:\n    - gateways:\n      - mesh",
     );
     let objects = parse(&text).unwrap_or_else(|e| panic!("{e}"));
     let noted: Vec<(String, usize)> = objects[1]
@@ -535,10 +535,7 @@ fn fields_the_builtin_control_plane_does_not_translate_are_noted_where_they_are_
     assert_eq!(
         noted,
         [
-            (
-                "spec.http[0].timeout".to_string(),
-                line_of(&text, "timeout: 5s")
-            ),
+            ("spec.http[0].rewrite".to_string(), line_of(&text, "uri: /")),
             (
                 "spec.http[0].retries".to_string(),
                 line_of(&text, "attempts: 3")

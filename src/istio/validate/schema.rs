@@ -78,10 +78,10 @@ impl Schema {
 
 fn service_entry(out: &mut Schema, spec: &FieldPath, se: &ServiceEntry) {
     out.at_most(&spec.key("hosts"), se.hosts.len(), 256);
-    out.at_most(&spec.key("addresses"), se.addresses.0.len(), 256);
+    out.at_most(&spec.key("addresses"), se.addresses.len(), 256);
     out.at_most(&spec.key("ports"), se.ports.len(), 256);
-    out.at_most(&spec.key("endpoints"), se.endpoints.0.len(), 4096);
-    for (i, endpoint) in se.endpoints.0.iter().enumerate() {
+    out.at_most(&spec.key("endpoints"), se.endpoints.len(), 4096);
+    for (i, endpoint) in se.endpoints.iter().enumerate() {
         for name in endpoint.ports.keys() {
             // The CRD's rule is `size(key) < 63`, one shorter than Istio's.
             if name.len() >= 63 {

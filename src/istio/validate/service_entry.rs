@@ -36,7 +36,7 @@ pub(super) fn check(
             );
         }
     }
-    let endpoints = &se.endpoints.0;
+    let endpoints = &se.endpoints;
     if se.workload_selector.0.is_some() && !endpoints.is_empty() {
         out.error(
             &spec.key("endpoints"),
@@ -59,7 +59,7 @@ pub(super) fn check(
             }
         }
     }
-    let addresses = &se.addresses.0;
+    let addresses = &se.addresses;
     let addresses_at = spec.key("addresses");
     let mut cidr = false;
     for (i, address) in addresses.iter().enumerate() {
@@ -284,7 +284,7 @@ fn static_endpoint(
 ) {
     let address = endpoint.address.as_str();
     if address.is_empty() {
-        if endpoint.network.is_empty() {
+        if endpoint.network.0.is_empty() {
             out.error(at, "address is required");
             return;
         }
@@ -292,7 +292,7 @@ fn static_endpoint(
             at,
             format!(
                 "address is unset with network {}",
-                go_quote(&endpoint.network)
+                go_quote(&endpoint.network.0)
             ),
         );
     }

@@ -461,7 +461,7 @@ fn http_route(
     }
     authority_rewrite(out, at, route);
     out.errors_only(|out| http_route_destinations(out, &at.key("route"), &route.route, semantics));
-    if let Some(timeout) = route.timeout.0 {
+    if let Some(timeout) = route.timeout {
         out.check(&at.key("timeout"), duration(timeout));
     }
 }

@@ -47,8 +47,8 @@ fn the_tutorial_suite_loads_with_its_six_stages() {
         .steps
         .iter()
         .map(|s| match s {
-            Step::Delete { key } => key.to_string(),
-            Step::Apply { .. } => "apply".into(),
+            Step::Delete { key, .. } => key.to_string(),
+            Step::Apply { .. } | Step::Mesh(_) => "apply".into(),
         })
         .collect();
     assert_eq!(
