@@ -1,9 +1,9 @@
 //! A seeded mutation test of what reads untrusted input: the suite loader (a suite and its
 //! fixtures on disk, in a repository of their own) and the manifest parser with Istio's
-//! validation. Seeds are the tutorial suite and its fixtures, every manifest of the validation
-//! corpus and the hostile cases of issue 9; each case mutates one seed a few times (bytes
-//! deleted, repeated, swapped, replaced by YAML's and Istio's awkward values, invalid UTF-8,
-//! lines spliced in from another seed, indentation changed) and runs it.
+//! validation. Seeds are every suite and its fixtures and every manifest of the validation
+//! corpus; each case mutates one seed a few times (bytes deleted, repeated, swapped, replaced by
+//! YAML's and Istio's awkward values and issue 9's hostile ones, invalid UTF-8, lines spliced in
+//! from another seed, indentation changed) and runs it.
 //!
 //! What must hold for every case: no panic, no hang (a watchdog names the case that takes longer
 //! than [`CASE_TIMEOUT`]), and either the input is taken or refused with an error that names the
@@ -231,44 +231,55 @@ fn manifest_case(bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// A repository with the tutorial suite and its fixtures, to mutate one file of at a time.
+/// A repository with every suite of `suites/` and its fixtures, to mutate one file of at a time.
 struct Repo {
     dir: tempfile::TempDir,
-    suite: PathBuf,
-    /// Every file the cases may mutate (the suite first), with its text as found.
-    files: Vec<(PathBuf, Vec<u8>)>,
+    suites: Vec<PathBuf>,
+    /// Every file the cases may mutate (each suite file and each of its fixtures), with its
+    /// text as found and the suite it belongs to.
+    files: Vec<(PathBuf, Vec<u8>, usize)>,
 }
 
 impl Repo {
     fn new() -> Repo {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let fixtures = "fixtures/egress-gateway-tls-origination";
-        std::fs::create_dir_all(dir.path().join(fixtures)).unwrap();
         std::fs::create_dir_all(dir.path().join("suites")).unwrap();
-        let suite = dir
-            .path()
-            .join("suites/egress-gateway-tls-origination.yaml");
-        let mut files = vec![(
-            suite.clone(),
-            std::fs::read(root.join("suites/egress-gateway-tls-origination.yaml")).unwrap(),
-        )];
-        for entry in std::fs::read_dir(root.join(fixtures)).unwrap() {
-            let path = entry.unwrap().path();
-            let to = dir.path().join(fixtures).join(path.file_name().unwrap());
-            files.push((to, std::fs::read(&path).unwrap()));
+        let mut names: Vec<PathBuf> = std::fs::read_dir(root.join("suites"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        names.sort();
+        let (mut suites, mut files) = (Vec::new(), Vec::new());
+        for (owner, from) in names.iter().enumerate() {
+            let suite = dir.path().join("suites").join(from.file_name().unwrap());
+            files.push((suite.clone(), std::fs::read(from).unwrap(), owner));
+            // Each suite's fixtures are `../fixtures/<its name>`.
+            let fixtures = Path::new("fixtures").join(from.file_stem().unwrap());
+            std::fs::create_dir_all(dir.path().join(&fixtures)).unwrap();
+            let mut found: Vec<PathBuf> = std::fs::read_dir(root.join(&fixtures))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            found.sort();
+            for path in found {
+                let to = dir.path().join(&fixtures).join(path.file_name().unwrap());
+                files.push((to, std::fs::read(&path).unwrap(), owner));
+            }
+            suites.push(suite);
         }
-        for (path, bytes) in &files {
+        for (path, bytes, _) in &files {
             std::fs::write(path, bytes).unwrap();
         }
-        Repo { dir, suite, files }
+        Repo { dir, suites, files }
     }
 
     /// The loader with file `which` replaced by `bytes`; the file is put back after.
     fn suite_case(&self, which: usize, bytes: &[u8]) -> Option<String> {
-        let (path, original) = &self.files[which];
+        let (path, original, owner) = &self.files[which];
         std::fs::write(path, bytes).unwrap();
-        let result = load_suite(&self.suite, LoadOptions::default());
+        let result = load_suite(&self.suites[*owner], LoadOptions::default());
         std::fs::write(path, original).unwrap();
         match result {
             Ok(_) => None,
@@ -281,7 +292,7 @@ impl Repo {
                 let named: Vec<PathBuf> = self
                     .files
                     .iter()
-                    .flat_map(|(file, _)| {
+                    .flat_map(|(file, _, _)| {
                         let shown = file.strip_prefix(self.dir.path()).unwrap();
                         [file.clone(), self.dir.path().join("suites/..").join(shown)]
                     })
@@ -299,7 +310,7 @@ impl Repo {
     }
 }
 
-/// The seeds of the manifest cases: the validation corpus, the tutorial's fixtures.
+/// The seeds of the manifest cases: the validation corpus, the suites' manifests.
 fn manifest_seeds(repo: &Repo) -> Vec<Vec<u8>> {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validation-corpus/manifests");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&corpus)
@@ -311,7 +322,13 @@ fn manifest_seeds(repo: &Repo) -> Vec<Vec<u8>> {
         .iter()
         .map(|p| std::fs::read(p).expect("a corpus manifest"))
         .collect();
-    seeds.extend(repo.files[1..].iter().map(|(_, b)| b.clone()));
+    seeds.extend(
+        repo.files
+            .iter()
+            .filter(|(path, _, _)| path.extension().is_some_and(|e| e == "yaml"))
+            .filter(|(path, _, _)| !repo.suites.contains(path))
+            .map(|(_, bytes, _)| bytes.clone()),
+    );
     seeds
 }
 
@@ -336,7 +353,7 @@ fn run(cases: usize, seed: u64) -> Vec<String> {
     let worker = std::thread::spawn(move || {
         let repo = Repo::new();
         let manifests = manifest_seeds(&repo);
-        let suite_seeds: Vec<Vec<u8>> = repo.files.iter().map(|(_, b)| b.clone()).collect();
+        let suite_seeds: Vec<Vec<u8>> = repo.files.iter().map(|(_, b, _)| b.clone()).collect();
         let mut rng = fastrand::Rng::with_seed(seed);
         // The hook would print every caught panic; the report prints them once.
         let hook = std::panic::take_hook();
