@@ -41,7 +41,7 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType,
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::core::v3::{
     Address, DataSource, SubstitutionFormatString, address, data_source::Specifier,
-    socket_address::PortSpecifier, substitution_format_string::Format, transport_socket,
+    socket_address::PortSpecifier, substitution_format_string::Format,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
@@ -53,13 +53,9 @@ use envoy_types::pb::envoy::extensions::filters::common::set_filter_state::v3::{
     FilterStateValue, filter_state_value,
 };
 use envoy_types::pb::envoy::extensions::filters::network::set_filter_state::v3::Config as SetFilterState;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    UpstreamTlsContext, common_tls_context::ValidationContextType,
-};
 use envoy_types::pb::google::protobuf::{
-    Any, BoolValue, Duration as PbDuration, Struct, UInt32Value, Value as PbValue, value::Kind,
+    BoolValue, Duration as PbDuration, Struct, UInt32Value, Value as PbValue, value::Kind,
 };
-use prost::Message;
 
 use crate::mesh::{ProxyRole, Registry};
 use crate::origin::sites::OriginPort;
@@ -70,7 +66,6 @@ use crate::xds::ProxyResources;
 pub const LOOPBACK: &str = "127.0.0.1";
 const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 const ORIGINAL_DST_KEY: &str = "envoy.network.transport_socket.original_dst_address";
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The chains this model adds to `virtualOutbound`, one per external port.
 pub const LOCAL_CHAIN_PREFIX: &str = "local-original-dst-";
 
@@ -102,7 +97,6 @@ pub(crate) struct Plan {
     pub ports: BTreeMap<PortKey, u16>,
     /// Where the origin plays each port of the sites.
     pub origin: BTreeMap<OriginPort, SocketAddr>,
-    pub roots_file: PathBuf,
     /// External ports the run's commands may connect to without a listener of their own.
     pub external_ports: BTreeSet<u32>,
 }
@@ -230,7 +224,6 @@ impl LocalNetwork {
                 .map(|(k, r)| (k.clone(), r.port()))
                 .collect(),
             origin: self.origin.clone(),
-            roots_file: self.roots_file.clone(),
             external_ports: self.external_ports.clone(),
         }
     }
@@ -367,9 +360,6 @@ pub(crate) fn localize_proxy(
                 let origin = net.address_of(&net.internet(port))?;
                 move_endpoint(address, metadata, &ip, port, origin);
             }
-        }
-        if let Some(socket) = &mut cluster.transport_socket {
-            use_run_roots(socket, &net.roots_file);
         }
     }
     for assignment in &mut out.endpoints {
@@ -547,34 +537,6 @@ fn original_destination(addr: SocketAddr) -> Filter {
         name: "envoy.filters.network.set_filter_state".into(),
         config_type: Some(filter::ConfigType::TypedConfig(any(&config))),
     }
-}
-
-fn use_run_roots(
-    socket: &mut envoy_types::pb::envoy::config::core::v3::TransportSocket,
-    roots: &std::path::Path,
-) {
-    let Some(transport_socket::ConfigType::TypedConfig(typed)) = &mut socket.config_type else {
-        return;
-    };
-    let Ok(mut context) = UpstreamTlsContext::decode(typed.value.as_slice()) else {
-        return;
-    };
-    if let Some(ValidationContextType::ValidationContext(validation)) = context
-        .common_tls_context
-        .as_mut()
-        .and_then(|c| c.validation_context_type.as_mut())
-        && let Some(DataSource {
-            specifier: Some(Specifier::Filename(file)),
-            ..
-        }) = &mut validation.trusted_ca
-        && file == SYSTEM_ROOTS
-    {
-        *file = roots.display().to_string();
-    }
-    *typed = Any {
-        type_url: typed.type_url.clone(),
-        value: context.encode_to_vec(),
-    };
 }
 
 fn socket(address: Option<&Address>) -> Option<(String, u32)> {

@@ -7,11 +7,12 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier,
 };
 
+use prost::Message;
+
 use super::*;
 use crate::mesh::{AppliedConfig, MeshSettings, OutboundTrafficPolicy};
 use crate::translate::{ProxyWorkloads, Translation, translate};
 
-const ROOTS: &str = "/run/test/roots.pem";
 const FIXTURES: &str = "fixtures/egress-gateway-tls-origination";
 const FILES: [&str; 4] = [
     "01-serviceentry-cnn.yaml",
@@ -78,7 +79,6 @@ fn required_ports_of(
     let plan = Plan {
         ports: BTreeMap::new(),
         origin: origin(),
-        roots_file: ROOTS.into(),
         external_ports: external_ports.clone(),
     };
     let mut keys = required_ports(ProxyRole::Sidecar, &t.sidecar, registry, &plan);
@@ -102,7 +102,6 @@ fn network(t: &Translation) -> Plan {
     Plan {
         ports,
         origin: origin(),
-        roots_file: ROOTS.into(),
         external_ports,
     }
 }
@@ -383,36 +382,6 @@ fn eds_endpoints_point_at_the_proxy_playing_the_pod() {
             )),
             [format!("127.0.0.1:{sleep}")]
         );
-    }
-}
-
-#[test]
-fn simple_tls_trusts_the_run_roots() {
-    let t = translation(4);
-    let net = network(&t);
-    let local = localize(&t, &Registry::tutorial(), &net).unwrap();
-    let trusted = |r: &ProxyResources| {
-        let socket = cluster(r, "outbound|443||edition.cnn.com")
-            .transport_socket
-            .clone()
-            .unwrap();
-        let Some(transport_socket::ConfigType::TypedConfig(any)) = socket.config_type else {
-            panic!()
-        };
-        let context = UpstreamTlsContext::decode(any.value.as_slice()).unwrap();
-        let Some(ValidationContextType::ValidationContext(v)) =
-            context.common_tls_context.unwrap().validation_context_type
-        else {
-            panic!()
-        };
-        v.trusted_ca.unwrap().specifier
-    };
-    assert_eq!(
-        trusted(&t.gateway),
-        Some(Specifier::Filename(SYSTEM_ROOTS.into()))
-    );
-    for r in [&local.sidecar, &local.gateway] {
-        assert_eq!(trusted(r), Some(Specifier::Filename(ROOTS.into())));
     }
 }
 

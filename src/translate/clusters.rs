@@ -12,9 +12,7 @@ use envoy_types::pb::envoy::config::cluster::v3::{
         LbConfig, LbPolicy, OriginalDstLbConfig,
     },
 };
-use envoy_types::pb::envoy::config::core::v3::DataSource;
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as HttpProtocolOptionsCommon;
-use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, TransportSocket, UpstreamHttpProtocolOptions, transport_socket,
 };
@@ -23,7 +21,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, TlsParameters, UpstreamTlsContext,
-    common_tls_context::ValidationContextType, tls_parameters::TlsProtocol,
+    common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
+    tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
@@ -36,16 +35,16 @@ use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::istio::{ClientTlsMode, Protocol, SimpleLb, Subset};
-use crate::mesh::{MeshSettings, OutboundTrafficPolicy};
+use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
 
-use super::envoy_build::{ads, any, seconds, socket_address};
+use super::envoy_build::{ads, any, sds, seconds, socket_address};
 use super::model::{Discovery, MeshModel, Service, ServiceEndpoint, ServicePort};
 
 pub(crate) const BLACKHOLE: &str = "BlackHoleCluster";
 pub(crate) const PASSTHROUGH: &str = "PassthroughCluster";
-/// Where istio-proxy images keep the public roots; `SIMPLE` TLS without `caCertificates`
-/// verifies the server against them.
-pub(crate) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The SDS name of the public roots, which `SIMPLE` TLS without `caCertificates` verifies the
+/// server against; the proxy's agent answers it from its system bundle.
+pub(crate) const SYSTEM_ROOTS_SECRET: &str = "file-root:system";
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
 pub(crate) fn name(port: u32, subset: Option<&str>, host: &str) -> String {
@@ -58,6 +57,7 @@ pub(crate) fn name(port: u32, subset: Option<&str>, host: &str) -> String {
 pub(crate) fn build(
     model: &MeshModel<'_>,
     proxy_namespace: &str,
+    role: ProxyRole,
 ) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let mut clusters = Vec::new();
     let mut endpoints = Vec::new();
@@ -78,8 +78,16 @@ pub(crate) fn build(
                 let policy = rule
                     .map(|r| r.policy_for(port.number, subset_name))
                     .unwrap_or_default();
-                let mut cluster = base_cluster(&cluster_name, service, port);
-                if !matches!(service.discovery, Discovery::OriginalDst) {
+                // A gateway has no original destination to pass through to: istiod gives it EDS
+                // for the entry's endpoints instead (`convertResolution`), here none.
+                let discovery = match &service.discovery {
+                    Discovery::OriginalDst if role == ProxyRole::EgressGateway => &Discovery::Eds {
+                        endpoints: Vec::new(),
+                    },
+                    other => other,
+                };
+                let mut cluster = base_cluster(&cluster_name, service, discovery, port);
+                if !matches!(discovery, Discovery::OriginalDst) {
                     cluster.lb_policy = lb_policy(policy.load_balancer) as i32;
                 }
                 set_http_options(&mut cluster, port, None);
@@ -90,7 +98,7 @@ pub(crate) fn build(
                 {
                     apply_simple_tls(&mut cluster, tls, port);
                 }
-                if let Discovery::Eds { endpoints: all } = &service.discovery {
+                if let Discovery::Eds { endpoints: all } = discovery {
                     let selected: Vec<&ServiceEndpoint> = all
                         .iter()
                         .filter(|e| {
@@ -108,7 +116,12 @@ pub(crate) fn build(
     (clusters, endpoints)
 }
 
-fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cluster {
+fn base_cluster(
+    cluster_name: &str,
+    service: &Service,
+    discovery_of: &Discovery,
+    port: &ServicePort,
+) -> Cluster {
     let mut cluster = Cluster {
         name: cluster_name.to_string(),
         connect_timeout: Some(seconds(10)),
@@ -121,9 +134,9 @@ fn base_cluster(cluster_name: &str, service: &Service, port: &ServicePort) -> Cl
         ..Default::default()
     };
     let discovery = |t: DiscoveryType| Some(ClusterDiscoveryType::Type(t as i32));
-    match &service.discovery {
+    match discovery_of {
         Discovery::Dns | Discovery::DnsRoundRobin => {
-            cluster.cluster_discovery_type = discovery(match service.discovery {
+            cluster.cluster_discovery_type = discovery(match discovery_of {
                 Discovery::DnsRoundRobin => DiscoveryType::LogicalDns,
                 _ => DiscoveryType::StrictDns,
             });
@@ -176,12 +189,19 @@ fn lb_endpoint(host: &str, port: u32, weight: u32) -> LbEndpoint {
     }
 }
 
-/// An EDS assignment: one locality, weighted by the sum of its endpoints' weights.
+/// An EDS assignment: one locality, weighted by the sum of its endpoints' weights; no locality
+/// at all when there are no endpoints, as istiod sends it.
 fn load_assignment(
     cluster_name: &str,
     endpoints: &[&ServiceEndpoint],
     port: &ServicePort,
 ) -> ClusterLoadAssignment {
+    if endpoints.is_empty() {
+        return ClusterLoadAssignment {
+            cluster_name: cluster_name.to_string(),
+            ..Default::default()
+        };
+    }
     ClusterLoadAssignment {
         cluster_name: cluster_name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
@@ -218,20 +238,19 @@ fn apply_simple_tls(
     tls: &crate::istio::ClientTlsSettings,
     port: &ServicePort,
 ) {
-    let trusted_ca = if tls.ca_certificates.is_empty() {
-        SYSTEM_ROOTS.to_string()
+    // istiod names a CA bundle by SDS and the agent reads the file (`file-root:<path>`).
+    let roots = if tls.ca_certificates.is_empty() {
+        SYSTEM_ROOTS_SECRET.to_string()
     } else {
-        tls.ca_certificates.clone()
+        crate::sds::file_root(&tls.ca_certificates)
     };
     let validation = if tls.insecure_skip_verify == Some(true) {
         None
     } else {
-        Some(ValidationContextType::ValidationContext(
-            CertificateValidationContext {
-                trusted_ca: Some(DataSource {
-                    specifier: Some(Specifier::Filename(trusted_ca)),
-                    ..Default::default()
-                }),
+        Some(ValidationContextType::CombinedValidationContext(
+            CombinedCertificateValidationContext {
+                default_validation_context: Some(CertificateValidationContext::default()),
+                validation_context_sds_secret_config: Some(sds(&roots)),
                 ..Default::default()
             },
         ))
@@ -301,7 +320,6 @@ fn unlimited_circuit_breakers() -> CircuitBreakers {
             max_pending_requests: max,
             max_requests: max,
             max_retries: max,
-            track_remaining: true,
             ..Default::default()
         }],
         ..Default::default()

@@ -3,9 +3,14 @@
 
 use envoy_types::pb::envoy::config::core::v3::Address;
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
-    config_source::ConfigSourceSpecifier, socket_address::PortSpecifier,
+    AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, SocketAddress,
+    address,
+    api_config_source::ApiType,
+    config_source::ConfigSourceSpecifier,
+    grpc_service::{EnvoyGrpc, TargetSpecifier},
+    socket_address::PortSpecifier,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig;
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
 use prost::Name;
 
@@ -33,6 +38,33 @@ pub(crate) fn ads() -> ConfigSource {
         config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
         resource_api_version: ApiVersion::V3 as i32,
         ..Default::default()
+    }
+}
+
+/// Secrets over SDS from the proxy's agent, as istiod refers to them: state-of-the-world gRPC
+/// to the bootstrap's `sds-grpc` cluster, v3.
+pub(crate) fn sds(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.into(),
+        sds_config: Some(ConfigSource {
+            config_source_specifier: Some(ConfigSourceSpecifier::ApiConfigSource(
+                ApiConfigSource {
+                    api_type: ApiType::Grpc as i32,
+                    transport_api_version: ApiVersion::V3 as i32,
+                    set_node_on_first_message_only: true,
+                    grpc_services: vec![GrpcService {
+                        target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                            cluster_name: crate::sds::SDS_CLUSTER.into(),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )),
+            resource_api_version: ApiVersion::V3 as i32,
+            ..Default::default()
+        }),
     }
 }
 

@@ -95,7 +95,11 @@ pub fn translate(
         .workload(&proxies.gateway)
         .ok_or_else(|| TranslateError::UnknownWorkload(proxies.gateway.clone()))?;
 
-    let (clusters, endpoints) = clusters::build(&model, &sidecar_workload.namespace);
+    let (clusters, endpoints) = clusters::build(
+        &model,
+        &sidecar_workload.namespace,
+        crate::mesh::ProxyRole::Sidecar,
+    );
     let sidecar = ProxyResources {
         clusters: clusters::for_sidecar(&clusters, mesh),
         endpoints,
@@ -104,7 +108,11 @@ pub fn translate(
     };
     let gateway_listeners = gateway::listeners(&model, registry, gateway_workload);
     // The gateway sees the DestinationRules of its own namespace, not the sidecar's.
-    let (clusters, endpoints) = clusters::build(&model, &gateway_workload.namespace);
+    let (clusters, endpoints) = clusters::build(
+        &model,
+        &gateway_workload.namespace,
+        crate::mesh::ProxyRole::EgressGateway,
+    );
     let gateway = ProxyResources {
         clusters: clusters::for_gateway(&clusters),
         endpoints,

@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::listener::v3::{
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, Route, RouteConfiguration, VirtualHost, route::Action,
 };
+use envoy_types::pb::envoy::extensions::filters::listener::http_inspector::v3::HttpInspector;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
@@ -26,6 +27,7 @@ pub(crate) const CATCH_ALL_CHAIN: &str = "virtualOutbound-catchall-tcp";
 /// The default chain of a listener whose chains all match something.
 pub(crate) const PASSTHROUGH_CHAIN: &str = "PassthroughFilterChain";
 pub(crate) const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+pub(crate) const HTTP_INSPECTOR: &str = "envoy.filters.listener.http_inspector";
 /// istiod's `PILOT_GATEWAY_TRANSPORT_SOCKET_CONNECT_TIMEOUT`, which sidecars' TCP chains get too.
 const TRANSPORT_SOCKET_CONNECT_TIMEOUT: i64 = 15;
 
@@ -47,7 +49,15 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
     let mut out = Vec::new();
     let http = http_ports(model);
     for port in &http {
+        // The HTTP chain takes what http_inspector saw as HTTP; anything else on the port (the
+        // TLS of a redirect to https on a port declared HTTP) falls through to where unknown
+        // destinations go, as istiod has done since istio/istio#26079.
         let chain = FilterChain {
+            filter_chain_match: Some(FilterChainMatch {
+                transport_protocol: "raw_buffer".into(),
+                application_protocols: vec!["http/1.1".into(), "h2c".into()],
+                ..Default::default()
+            }),
             filters: vec![http_connection_manager(
                 &format!("outbound_0.0.0.0_{port};"),
                 &port.to_string(),
@@ -55,7 +65,10 @@ pub(crate) fn listeners(model: &MeshModel<'_>, mesh: &MeshSettings) -> Vec<Liste
             )],
             ..Default::default()
         };
-        out.push(listener("0.0.0.0", *port, false, vec![chain]));
+        let mut http_listener = tcp_listener("0.0.0.0", *port, vec![chain]);
+        http_listener.listener_filters = vec![http_inspector()];
+        http_listener.default_filter_chain = Some(passthrough_chain(mesh.outbound_traffic_policy));
+        out.push(http_listener);
     }
     // Every other port: bound to the service's address when it has one, else shared on
     // `0.0.0.0_<port>` (istiod's `buildSidecarOutboundTCPListenerOpts`).
@@ -142,8 +155,8 @@ pub(crate) fn conflicting_ports(model: &MeshModel<'_>) -> Vec<(String, u32)> {
     out
 }
 
-/// A sidecar listener for opaque or TLS traffic: not bound (iptables brings the traffic), and
-/// never waiting on its listener filters.
+/// A sidecar listener whose chains may be picked by what its listener filters sniff: not bound
+/// (iptables brings the traffic), and never waiting on those filters.
 fn tcp_listener(ip: &str, port: u32, chains: Vec<FilterChain>) -> Listener {
     let mut tcp = listener(ip, port, false, chains);
     tcp.continue_on_listener_filters_timeout = true;
@@ -160,14 +173,24 @@ fn tcp_chain(cluster: &str) -> FilterChain {
     }
 }
 
-/// The default chain of a listener whose chains match by SNI: what does not match goes where
-/// unknown destinations go (istiod's `PassthroughFilterChain`).
+/// The default chain of a listener whose chains all match something (SNI, a sniffed protocol):
+/// what matches none goes where unknown destinations go (istiod's `PassthroughFilterChain`).
 fn passthrough_chain(policy: OutboundTrafficPolicy) -> FilterChain {
     let cluster = clusters::catch_all(policy);
     FilterChain {
         name: PASSTHROUGH_CHAIN.into(),
         filter_chain_match: Some(FilterChainMatch::default()),
         filters: vec![tcp_proxy(cluster, cluster)],
+        ..Default::default()
+    }
+}
+
+fn http_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: HTTP_INSPECTOR.into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &HttpInspector::default(),
+        ))),
         ..Default::default()
     }
 }

@@ -217,6 +217,22 @@ fn config_source(c: Option<ConfigSource>) -> String {
     };
     let spec = match c.config_source_specifier.take() {
         Some(ConfigSourceSpecifier::Ads(_)) => "ads".to_string(),
+        Some(ConfigSourceSpecifier::ApiConfigSource(api)) => {
+            let clusters: Vec<String> = api
+                .grpc_services
+                .iter()
+                .map(|g| match &g.target_specifier {
+                    Some(
+                        envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier::EnvoyGrpc(e),
+                    ) => e.cluster_name.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            format!(
+                "api {:?} transport {:?} to {clusters:?}",
+                api.api_type, api.transport_api_version
+            )
+        }
         other => format!("{other:?}"),
     };
     let version = envoy_types::pb::envoy::config::core::v3::ApiVersion::try_from(std::mem::take(
@@ -365,6 +381,14 @@ fn filter_chain(doc: &mut Doc, d: usize, mut c: FilterChain) {
         let names = std::mem::take(&mut m.server_names);
         if !names.is_empty() {
             text.push(format!("server_names {names:?}"));
+        }
+        let transport = std::mem::take(&mut m.transport_protocol);
+        if !transport.is_empty() {
+            text.push(format!("transport_protocol {transport}"));
+        }
+        let protocols = std::mem::take(&mut m.application_protocols);
+        if !protocols.is_empty() {
+            text.push(format!("application_protocols {protocols:?}"));
         }
         if text.is_empty() {
             text.push("anything".into());
@@ -762,6 +786,33 @@ fn transport(doc: &mut Doc, d: usize, mut ts: TransportSocket) {
                             d + 1,
                             format!("trusted_ca {}", data_source(v.trusted_ca.take())),
                         );
+                        doc.rest(d + 2, v);
+                    }
+                    Some(ValidationContextType::CombinedValidationContext(mut v)) => {
+                        let sds = v.validation_context_sds_secret_config.take();
+                        doc.line(
+                            d + 1,
+                            format!(
+                                "validation over SDS {}",
+                                sds.as_ref().map_or("(none)", |s| s.name.as_str())
+                            ),
+                        );
+                        if let Some(mut sds) = sds {
+                            if let Some(source) = sds.sds_config.take() {
+                                doc.line(
+                                    d + 2,
+                                    format!("sds_config {}", config_source(Some(source))),
+                                );
+                            }
+                            sds.name.clear();
+                            doc.rest(d + 2, sds);
+                        }
+                        if v.default_validation_context
+                            .take()
+                            .is_some_and(|c| c != Default::default())
+                        {
+                            doc.line(d + 2, "default_validation_context not empty");
+                        }
                         doc.rest(d + 2, v);
                     }
                     None => doc.line(d + 1, "no validation"),
@@ -1381,15 +1432,15 @@ fn stage_4_tls_origination_on_443_only_and_port_level_does_not_inherit() {
         params.tls_maximum_protocol_version,
         TlsProtocol::TlSv13 as i32
     );
-    let Some(ValidationContextType::ValidationContext(v)) = common.validation_context_type else {
-        panic!()
+    let Some(ValidationContextType::CombinedValidationContext(v)) = common.validation_context_type
+    else {
+        panic!("istiod's validation context: the public roots over SDS")
     };
     assert_eq!(
-        v.trusted_ca.unwrap().specifier,
-        Some(Specifier::Filename(
-            "/etc/ssl/certs/ca-certificates.crt".into()
-        ))
+        v.validation_context_sds_secret_config.unwrap().name,
+        "file-root:system"
     );
+    assert_eq!(v.default_validation_context, Some(Default::default()));
     let options: HttpProtocolOptions = decode(
         &c443.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"],
     );
