@@ -68,11 +68,15 @@ pub fn tls_disabled() -> Result<(), Failed> {
 /// a counter and an excluded line, each wrong in the suite rather than in the mesh.
 pub fn wrong_expectations() -> Result<(), Failed> {
     let ws = Workspace::new()?;
-    ws.edit(SUITE, "exit_code: 35", "exit_code: 0")?;
     ws.edit(
         SUITE,
-        "location: https://edition.cnn.com/politics",
-        "location: https://edition.cnn.com/world",
+        "run: politics-port-443\n        exit_code: 0",
+        "run: politics-port-443\n        exit_code: 35",
+    )?;
+    ws.edit(
+        SUITE,
+        "content-length: {value: 150793, live_site: varies}",
+        "content-length: {value: 1, live_site: varies}",
     )?;
     ws.edit(
         SUITE,
@@ -109,8 +113,8 @@ pub fn wrong_expectations() -> Result<(), Failed> {
     fails_with(
         &ws,
         &[
-            "stage service-entry: politics: exit code: expected 0, got 35",
-            "politics: header location: expected https://edition.cnn.com/world, got https://edition.cnn.com/politics",
+            "stage originate-tls: politics-port-443: exit code: expected 35, got 0",
+            "politics: header content-length: expected 1, got 150793",
             "stage gateway: egress-gateway: listeners: expected [0.0.0.0_443], got [0.0.0.0_8443]",
             "stage gateway: egress-gateway: listener 0.0.0.0_8443: expected RDS http.443 from ADS, got RDS http.8443 from ADS",
             "egress-gateway: route config http.8443: virtual hosts: expected [edition.cnn.com:443], got [blackhole:443]",
