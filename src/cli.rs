@@ -704,6 +704,10 @@ async fn run_all<S: BackendSpec + Clone>(
             return Ok(false);
         }
         all_passed &= outcome.passed();
+        if outcome.stopped_by_user {
+            // The Ctrl-C that stopped a kept mesh ends the run.
+            break;
+        }
     }
     Ok(all_passed)
 }

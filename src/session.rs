@@ -24,6 +24,8 @@ pub(crate) struct SessionOutcome {
     /// From nothing to the backend holding the baseline.
     pub startup: Duration,
     pub total: Duration,
+    /// The user stopped a mesh kept with `--keep` (Ctrl-C): the run ends there.
+    pub stopped_by_user: bool,
 }
 
 impl SessionOutcome {
@@ -136,15 +138,17 @@ where
     if summary.as_ref().is_some_and(|s| !s.passed()) {
         backend.collect_artifacts(&mut progress).await;
     }
+    let mut stopped_by_user = false;
     if keep && summary.is_some() {
         if backend.keeps_by_waiting() {
             reporter.report(&Event::Kept {
                 notice: format!(
-                    "The mesh is up (--keep).\n{}Press Ctrl-C to stop it.",
+                    "The mesh is up (--keep).\n{}Press Ctrl-C to stop it (and the run: no later suite runs).",
                     backend.access()
                 ),
             });
             interrupts().await;
+            stopped_by_user = true;
         } else {
             reporter.report(&Event::Kept {
                 notice: format!("Left in place (--keep).\n{}", backend.access()),
@@ -165,6 +169,7 @@ where
         cleanup,
         startup,
         total: started.elapsed(),
+        stopped_by_user,
     };
     let mut failures = match &outcome.summary {
         Some(summary) => summary.failures(),

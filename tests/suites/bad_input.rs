@@ -652,16 +652,15 @@ pub fn missing_binaries() -> Result<(), Failed> {
     Ok(())
 }
 
-/// On a cluster, real Istio runs what the builtin translator cannot: a suite with a route's
-/// `retries` gets past validation to the cluster (and fails on the context, exit 2, naming it),
-/// while the local backend's builtin control plane refuses it, naming the field.
+/// On a cluster, real Istio runs what the builtin translator cannot: a suite with an HTTPS
+/// ServiceEntry port gets past validation to the cluster (and fails on the context, exit 2,
+/// naming it), while the local backend's builtin control plane refuses it, naming the field.
 pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
     let ws = Workspace::new()?;
-    let fixture = "03-destinationrule-virtualservice-through-egress-gateway.yaml";
     ws.edit(
-        &fixture_path(fixture),
-        "  - match:\n    - gateways:\n      - mesh",
-        "  - retries:\n      attempts: 3\n    match:\n    - gateways:\n      - mesh",
+        &fixture_path("01-serviceentry-cnn.yaml"),
+        "    name: http-port-for-tls-origination\n    protocol: HTTP",
+        "    name: mongo\n    protocol: MONGO",
     )?;
     let on_kind = run_binary()?
         .args(["--backend", "kind", "--context", "no-such-context"])
@@ -685,10 +684,10 @@ pub fn kind_runs_what_builtin_cannot() -> Result<(), Failed> {
         .output()
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&local.stderr);
-    let line = ws.line_of(&fixture_path(fixture), "  - retries:");
+    let line = ws.line_of(&fixture_path("01-serviceentry-cnn.yaml"), "protocol: MONGO");
     let wanted = [
-        &format!("{fixture}:{line}:"),
-        "spec.http[0].retries",
+        &format!("01-serviceentry-cnn.yaml:{line}:5:"),
+        "spec.ports[1].protocol",
         "the builtin control plane cannot translate this",
         "--backend kind",
     ];

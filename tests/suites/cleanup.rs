@@ -130,10 +130,7 @@ impl Drop for KeptDir {
 /// the run's directory (logs, bootstraps, CA) stays, as promised.
 pub fn keep_until_ctrl_c() -> Result<(), Failed> {
     let mut command = run_binary()?;
-    // One suite: with several, the Ctrl-C that ends the first one's keep lets the next start.
-    command
-        .arg(crate::harness::root().join(crate::harness::SUITE))
-        .arg("--keep");
+    command.arg("--keep");
     let mut child = Running::spawn(&mut command)?;
     let mut kept = KeptDir(None);
     let stdout = child.0.stdout.take().ok_or("no stdout")?;

@@ -64,19 +64,99 @@ pub fn tls_disabled() -> Result<(), Failed> {
     )
 }
 
+/// Run one of the series' suites with one fixture edited, and require that it fails with each
+/// of `expected`.
+fn series_fails_with(
+    suite: &str,
+    fixture: &str,
+    (from, to): (&str, &str),
+    expected: &[&str],
+) -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    ws.edit(&format!("fixtures/{suite}/{fixture}"), from, to)?;
+    let run = replay(&[ws.path(&format!("suites/{suite}.yaml")).as_os_str()])?;
+    check_fails_with(&run, expected)
+}
+
+/// egress-gateway with a Gateway for another host: the VirtualService binds nothing on the
+/// gateway, whose only virtual host answers 404, and nothing reaches the site.
+pub fn gateway_for_another_host() -> Result<(), Failed> {
+    series_fails_with(
+        "egress-gateway",
+        "02-gateway-destinationrule-egressgateway-for-cnn.yaml",
+        (
+            "    hosts:\n    - edition.cnn.com",
+            "    hosts:\n    - other.example.com",
+        ),
+        &[
+            "stage route-through-gateway: egress-gateway: route config http.8080: virtual hosts: expected [edition.cnn.com:80], got [blackhole:80]",
+            "stage route-through-gateway: politics: status lines: expected [HTTP/1.1 301 Moved Permanently, HTTP/2 200], got [HTTP/1.1 404 Not Found]",
+            "stage route-through-gateway: politics: requests from egress-gateway to outbound|80||edition.cnn.com: expected 1, got 0",
+        ],
+    )
+}
+
+/// egress-tls-origination with its DestinationRule on port 443 instead of 80: port 80 stays
+/// plain text to the site's 443, which answers 400.
+pub fn tls_origination_on_the_wrong_port() -> Result<(), Failed> {
+    series_fails_with(
+        "egress-tls-origination",
+        "02-serviceentry-destinationrule-originate-tls.yaml",
+        (
+            "    - port:\n        number: 80\n      tls:",
+            "    - port:\n        number: 443\n      tls:",
+        ),
+        &[
+            "stage originate-tls: sidecar: cluster outbound|80||edition.cnn.com: expected present, type STRICT_DNS, lb_policy LEAST_REQUEST, TLS originated (sni auto), endpoints [edition.cnn.com:443], got present, type STRICT_DNS, lb_policy LEAST_REQUEST, plain text upstream",
+            "stage originate-tls: politics: status lines: expected [HTTP/1.1 200 OK], got [HTTP/1.1 400 Bad Request]",
+            "got [{host=edition.cnn.com path=/politics tls=false sni=none status=400 port=443 alpn=none}]",
+        ],
+    )
+}
+
+/// egress-control under REGISTRY_ONLY with its ServiceEntry for another host: httpbin.org stays
+/// unknown, so block_all answers and no cluster for it exists.
+pub fn registry_only_without_the_service_entry() -> Result<(), Failed> {
+    series_fails_with(
+        "egress-control",
+        "01-serviceentry-httpbin-ext.yaml",
+        ("  - httpbin.org", "  - httpbin.example.org"),
+        &[
+            "stage http-service-entry: headers: requests from sidecar to outbound|80||httpbin.org: expected 1, got no counter",
+            "stage http-service-entry: sidecar: cluster outbound|80||httpbin.org: expected present, got absent",
+            "stage http-service-entry: headers: requests that reached the origin: expected [{host=httpbin.org path=/headers tls=false status=200 port=80}], got []",
+        ],
+    )
+}
+
+/// external-tcp-service with the mongo entry's STATIC endpoint elsewhere: the sidecar's EDS names
+/// that address, nothing answers there, and the connection fails.
+pub fn static_endpoint_elsewhere() -> Result<(), Failed> {
+    series_fails_with(
+        "external-tcp-service",
+        "03-serviceentry-mongo.yaml",
+        ("  - address: $MONGODB_IP", "  - address: 192.0.2.99"),
+        &[
+            "stage static-endpoints: sidecar: cluster outbound|27017||my-mongo.tcp.svc: expected present, type EDS, lb_policy LEAST_REQUEST, endpoints [192.0.2.20:27017], got present, type EDS, lb_policy LEAST_REQUEST, endpoints [192.0.2.99:27017]",
+            "stage static-endpoints: mongo: exit code: expected 0, got 56",
+            "stage static-endpoints: mongo: requests that reached the origin: expected [{host=192.0.2.20 path=/ tls=false status=200 port=27017}], got []",
+        ],
+    )
+}
+
 /// Expectations that cannot hold: an exit code, a header, a listener, a virtual host's domains,
 /// a counter and an excluded line, each wrong in the suite rather than in the mesh.
 pub fn wrong_expectations() -> Result<(), Failed> {
     let ws = Workspace::new()?;
     ws.edit(
         SUITE,
-        "run: politics-port-443\n        exit_code: 0",
-        "run: politics-port-443\n        exit_code: 35",
+        "exit_code: 0\n        status_lines:\n          - HTTP/1.1 301 Moved Permanently\n          - {value: HTTP/1.1 200 OK, live_site: varies}\n        through:\n          - {proxy: sidecar, cluster: outbound|80||edition.cnn.com",
+        "exit_code: 35\n        status_lines:\n          - HTTP/1.1 301 Moved Permanently\n          - {value: HTTP/1.1 200 OK, live_site: varies}\n        through:\n          - {proxy: sidecar, cluster: outbound|80||edition.cnn.com",
     )?;
     ws.edit(
         SUITE,
         "content-length: {value: 150793, live_site: varies}",
-        "content-length: {value: 1, live_site: varies}",
+        "content-length: {value: 150000, live_site: varies}",
     )?;
     ws.edit(
         SUITE,
@@ -113,8 +193,8 @@ pub fn wrong_expectations() -> Result<(), Failed> {
     fails_with(
         &ws,
         &[
-            "stage originate-tls: politics-port-443: exit code: expected 35, got 0",
-            "politics: header content-length: expected 1, got 150793",
+            "stage service-entry: politics: exit code: expected 35, got 0",
+            "stage originate-tls: politics: header content-length: expected 150000, got 150793",
             "stage gateway: egress-gateway: listeners: expected [0.0.0.0_443], got [0.0.0.0_8443]",
             "stage gateway: egress-gateway: listener 0.0.0.0_8443: expected RDS http.443 from ADS, got RDS http.8443 from ADS",
             "egress-gateway: route config http.8443: virtual hosts: expected [edition.cnn.com:443], got [blackhole:443]",

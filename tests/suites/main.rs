@@ -63,6 +63,22 @@ fn main() {
         "fails::registry_only_blocks_the_baseline",
         failing::registry_only,
     ));
+    trials.push(Trial::test(
+        "fails::egress-gateway::gateway_for_another_host",
+        failing::gateway_for_another_host,
+    ));
+    trials.push(Trial::test(
+        "fails::egress-tls-origination::tls_on_the_wrong_port",
+        failing::tls_origination_on_the_wrong_port,
+    ));
+    trials.push(Trial::test(
+        "fails::egress-control::registry_only_without_the_service_entry",
+        failing::registry_only_without_the_service_entry,
+    ));
+    trials.push(Trial::test(
+        "fails::external-tcp-service::static_endpoint_elsewhere",
+        failing::static_endpoint_elsewhere,
+    ));
     for proxy in ["sidecar", "egress-gateway"] {
         for stage in 0..=5 {
             trials.push(Trial::test(
