@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::backend::kind::{self, KindOptions};
+use crate::backend::apiserver::ApiserverSpec;
+use crate::backend::kind::{self, KindError, KindOptions};
 use crate::backend::local::LocalSpec;
 use crate::backend::{BackendSpec, StartError};
 use crate::compare::accepted::Accepted;
@@ -27,8 +28,9 @@ use crate::envoy::{LocateError, find_or_install};
 use crate::istio_release::{
     IstioRelease, IstioTool, IstioToolError, ToolLookup, find_or_build, parse_release,
 };
+use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_crds};
 use crate::mesh::MeshSettings;
-use crate::report::{Junit, Reporter, Transcript};
+use crate::report::{Junit, Recording, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{LoadOptions, Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
@@ -51,7 +53,9 @@ enum Command {
     Run {
         /// Suite files.
         suites: Vec<PathBuf>,
-        /// Where to run: `local` (Envoy processes, no cluster) or `kind` (a cluster with Istio).
+        /// Where to run: `local` (Envoy processes, no cluster), `kind` (a cluster with Istio) or
+        /// `apiserver` (a real kube-apiserver and etcd on loopback, istiod watching it, local
+        /// Envoys).
         #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
         backend: BackendChoice,
         #[command(flatten)]
@@ -80,12 +84,26 @@ enum Command {
         junit: Option<PathBuf>,
         #[command(flatten)]
         input: InputArgs,
+        /// How many suites replay at once on the local backend, each reported whole in its
+        /// turn (default: all with the builtin control plane, one with istiod). `--keep` and
+        /// `--backend kind` replay one at a time.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Find or install what runs need, and say where it is: Envoy, and with `--control-plane
-    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it.
+    /// istiod` istiod (built with Go, minutes the first time) and the Envoy paired with it. With
+    /// `--backend apiserver`, also kube-apiserver and etcd (built with Go, 10-20 minutes the
+    /// first time) and Istio's CRDs. With `--backend kind`, istioctl, and the install the kind
+    /// backend would run checked offline.
     Setup {
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        /// The backend to set up for.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Local)]
+        backend: BackendChoice,
+        /// kind: the cluster whose context the checked install names.
+        #[arg(long, value_name = "NAME", default_value = kind::DEFAULT_CLUSTER_NAME)]
+        cluster_name: String,
         /// Only look: build and install nothing, fail (exit 2) saying what is missing.
         #[arg(long)]
         no_build: bool,
@@ -142,6 +160,9 @@ enum Command {
         plane: ControlPlaneArgs,
         #[command(flatten)]
         input: InputArgs,
+        /// For the replay of all suites together: how many at once (default as `run`).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
 }
 
@@ -191,6 +212,7 @@ enum IstiodConfig {
 enum BackendChoice {
     Local,
     Kind,
+    Apiserver,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -273,6 +295,63 @@ fn find_control_plane(
             ))
         }
     }
+}
+
+/// What `--backend apiserver` runs with: istiod of `--istio-version` and its Envoy,
+/// kube-apiserver, etcd and the release's CRDs; found, or with `install` built or installed.
+fn apiserver_spec(
+    plane: &ControlPlaneArgs,
+    keep: bool,
+    install: bool,
+) -> Result<ApiserverSpec, CliError> {
+    let mut notify = |note: &str| eprintln!("{note}");
+    let release = match plane.istio_version.as_deref() {
+        Some(version) => parse_release(version).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => IstioRelease::default_release(),
+    };
+    let setup = format!(
+        "egress-conformance setup --backend apiserver --istio-version {}",
+        release.name
+    );
+    let kube = KubeLookup::from_env();
+    let (istiod, envoy, kube_apiserver, etcd) = if install {
+        (
+            find_or_build(IstioTool::PilotDiscovery, release, &mut notify)?,
+            Lookup::from_env().find_or_install_version(release.envoy_version, &mut notify)?,
+            kube.find_or_build(KubeTool::KubeApiserver, &mut notify)?,
+            kube.find_or_build(KubeTool::Etcd, &mut notify)?,
+        )
+    } else {
+        let missing = |what: String| not_set_up(&what, &setup);
+        (
+            ToolLookup::from_env()
+                .find(IstioTool::PilotDiscovery, release, &mut notify)?
+                .ok_or_else(|| missing(format!("pilot-discovery {}", release.name)))?,
+            Lookup::from_env()
+                .find_version(release.envoy_version, &mut notify)?
+                .ok_or_else(|| missing(format!("envoy {}", release.envoy_version)))?,
+            kube.find(KubeTool::KubeApiserver, &mut notify)?
+                .ok_or_else(|| {
+                    missing(format!(
+                        "kube-apiserver {}",
+                        KubeTool::KubeApiserver.version()
+                    ))
+                })?,
+            kube.find(KubeTool::Etcd, &mut notify)?
+                .ok_or_else(|| missing(format!("etcd {}", KubeTool::Etcd.version())))?,
+        )
+    };
+    let crds = istio_crds(release)?;
+    Ok(ApiserverSpec {
+        envoy,
+        release,
+        pilot_discovery: istiod.path,
+        kube_apiserver: kube_apiserver.path,
+        etcd: etcd.path,
+        crds,
+        sleep_manifest: PathBuf::from("fixtures/sleep.yaml"),
+        keep,
+    })
 }
 
 /// istiod of `version` (default: the newest release), found or built.
@@ -369,6 +448,12 @@ enum CliError {
     Envoy(#[from] LocateError),
     #[error(transparent)]
     Istio(#[from] IstioToolError),
+    #[error(transparent)]
+    Kube(#[from] KubeToolError),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(transparent)]
+    Kind(#[from] KindError),
     #[error("{file}: {message}")]
     Compare { file: String, message: String },
     #[error("a manifest was rejected (see above)")]
@@ -390,6 +475,9 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Usage(_)
         | CliError::Envoy(_)
         | CliError::Istio(_)
+        | CliError::Kube(_)
+        | CliError::Crds(_)
+        | CliError::Kind(_)
         | CliError::Compare { .. }
         | CliError::Rejected
         | CliError::Report { .. }
@@ -473,6 +561,7 @@ pub fn main() -> ExitCode {
                 verbose,
                 junit,
                 input,
+                jobs,
             } => {
                 let suites = load_all(suites, input.options())?;
                 let mut out = Reports::new(verbose, junit);
@@ -484,8 +573,13 @@ pub fn main() -> ExitCode {
                             ));
                         }
                         let (control_plane, envoy) = choose_control_plane(&plane)?;
+                        let jobs = if keep {
+                            1
+                        } else {
+                            jobs.unwrap_or(default_jobs(&control_plane, suites.len()))
+                        };
                         let spec = LocalSpec::new(envoy, control_plane, keep);
-                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                        run_all(&suites, spec, &interrupts, keep, jobs, &mut out).await
                     }
                     BackendChoice::Kind => {
                         let mut spec = KindOptions::new(PathBuf::from("fixtures/sleep.yaml"));
@@ -497,13 +591,79 @@ pub fn main() -> ExitCode {
                         spec.kind_node_image = kind_node_image;
                         spec.artifacts = artifacts;
                         spec.keep = keep;
-                        run_all(&suites, spec, &interrupts, keep, &mut out).await
+                        if jobs.is_some_and(|n| n > 1) {
+                            return Err(CliError::Usage(
+                                "--jobs applies to the local backend: one cluster replays one suite at a time".into(),
+                            ));
+                        }
+                        run_all(&suites, spec, &interrupts, keep, 1, &mut out).await
+                    }
+                    BackendChoice::Apiserver => {
+                        if context.is_some() || artifacts.is_some() {
+                            return Err(CliError::Usage(
+                                "--context and --artifacts apply to --backend kind".into(),
+                            ));
+                        }
+                        let spec = apiserver_spec(&plane, keep, true)?;
+                        // One at a time, as on kind (--jobs is the local backend's).
+                        run_all(&suites, spec, &interrupts, keep, 1, &mut out).await
                     }
                 };
                 out.finish()?;
                 passed
             }
-            Command::Setup { plane, no_build } => {
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Apiserver,
+                no_build,
+                ..
+            } => {
+                let spec = apiserver_spec(&plane, false, !no_build)?;
+                println!("envoy {} {}", spec.envoy.version, spec.envoy.path.display());
+                println!(
+                    "pilot-discovery {} {}",
+                    spec.release.name,
+                    spec.pilot_discovery.display()
+                );
+                println!(
+                    "kube-apiserver {} {}",
+                    KubeTool::KubeApiserver.version(),
+                    spec.kube_apiserver.display()
+                );
+                println!("etcd {} {}", KubeTool::Etcd.version(), spec.etcd.display());
+                println!("istio-crds {} {}", spec.release.name, spec.crds.display());
+                let api = api_dir(spec.release).map_err(|e| CliError::Usage(e.to_string()))?;
+                println!("istio.io/api {} {}", spec.release.api_version, api.display());
+                Ok(true)
+            }
+            Command::Setup {
+                plane,
+                backend: BackendChoice::Kind,
+                cluster_name,
+                ..
+            } => {
+                let version = plane
+                    .istio_version
+                    .unwrap_or_else(|| kind::DEFAULT_ISTIO_VERSION.to_string());
+                let check =
+                    kind::check_install(&version, &cluster_name, &mut |n| eprintln!("{n}")).await?;
+                if let Some(note) = &check.stand_in {
+                    eprintln!("note: {note}");
+                }
+                println!("istioctl {} {}", check.version, check.istioctl.display());
+                println!(
+                    "install checked offline: istioctl {}: {} objects, the egress gateway's image {}, \
+                     proxyStatsMatcher inclusionPrefixes [{}]",
+                    check.args.join(" "),
+                    check.manifest.objects,
+                    check.manifest.egress_gateway_image,
+                    check.manifest.stats_inclusion_prefixes.join(", ")
+                );
+                Ok(true)
+            }
+            Command::Setup {
+                plane, no_build, ..
+            } => {
                 let (control_plane, envoy) = find_control_plane(&plane, !no_build)?;
                 println!("envoy {} {}", envoy.version, envoy.path.display());
                 if let ControlPlaneKind::Istiod {
@@ -579,17 +739,13 @@ pub fn main() -> ExitCode {
                 suites,
                 runs,
                 plane,
+                jobs,
                 input,
             } => {
                 let (control_plane, envoy) = choose_control_plane(&plane)?;
-                bench(
-                    load_all(suites, input.options())?,
-                    runs,
-                    control_plane,
-                    envoy,
-                    &interrupts,
-                )
-                .await
+                let suites = load_all(suites, input.options())?;
+                let jobs = jobs.unwrap_or(default_jobs(&control_plane, suites.len()));
+                bench(suites, runs, jobs, control_plane, envoy, &interrupts).await
             }
         }
     });
@@ -684,37 +840,128 @@ fn envoy() -> Result<crate::envoy::EnvoyBinary, CliError> {
     Ok(find_or_install(&mut |note| eprintln!("{note}"))?)
 }
 
-async fn run_all<S: BackendSpec + Clone>(
+/// How many suites a local run replays at once by default: a builtin replay mostly waits (on
+/// Envoy, curl and the origin), so all of them; an istiod keeps a core busy, so one.
+fn default_jobs(control_plane: &ControlPlaneKind, suites: usize) -> usize {
+    match control_plane {
+        ControlPlaneKind::Builtin => suites.max(1),
+        ControlPlaneKind::Istiod { .. } => 1,
+    }
+}
+
+async fn run_all<S: BackendSpec + Clone + Send + 'static>(
     suites: &[Suite],
     spec: S,
     interrupts: &Interrupts,
     keep: bool,
+    jobs: usize,
     reporter: &mut dyn Reporter,
 ) -> Result<bool, CliError> {
     check_all(suites, &spec)?;
+    if jobs <= 1 || suites.len() <= 1 {
+        let mut all_passed = true;
+        for suite in suites {
+            if interrupts.pending() {
+                return Err(CliError::Interrupted);
+            }
+            let outcome =
+                session::run(suite, spec.clone(), reporter, || interrupts.next(), keep).await?;
+            if outcome.summary.is_none() {
+                // Interrupted: the remaining suites are not run.
+                return Ok(false);
+            }
+            all_passed &= outcome.passed();
+            if outcome.stopped_by_user {
+                // The Ctrl-C that stopped a kept mesh ends the run.
+                break;
+            }
+        }
+        return Ok(all_passed);
+    }
+    // Each replay has its own backend (ports, directory, processes), its own thread and
+    // runtime (so that nothing one replay blocks on holds up another), and sees every
+    // interrupt; its events are kept and reported whole, in the suites' order.
+    let suites_owned: std::sync::Arc<Vec<Suite>> = std::sync::Arc::new(suites.to_vec());
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..jobs.min(suites.len()) {
+        let (suites, next, done, spec) = (
+            std::sync::Arc::clone(&suites_owned),
+            std::sync::Arc::clone(&next),
+            done.clone(),
+            spec.clone(),
+        );
+        let (seen, taken) = (interrupts.seen.clone(), interrupts.taken.get());
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(suite) = suites.get(i) else { break };
+                let mut recording = Recording::default();
+                let outcome = match &runtime {
+                    Err(e) => Some(Err(CliError::Usage(format!(
+                        "starting a runtime for {}: {e}",
+                        suite.file.display()
+                    )))),
+                    Ok(runtime) => {
+                        let interrupts = Interrupts {
+                            seen: seen.clone(),
+                            taken: Rc::new(Cell::new(taken)),
+                        };
+                        (!interrupts.pending()).then(|| {
+                            runtime
+                                .block_on(session::run(
+                                    suite,
+                                    spec.clone(),
+                                    &mut recording,
+                                    || interrupts.next(),
+                                    false,
+                                ))
+                                .map_err(CliError::from)
+                        })
+                    }
+                };
+                if done.send((i, recording, outcome)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(done);
     let mut all_passed = true;
-    for suite in suites {
-        if interrupts.pending() {
-            return Err(CliError::Interrupted);
-        }
-        let outcome =
-            session::run(suite, spec.clone(), reporter, || interrupts.next(), keep).await?;
-        if outcome.summary.is_none() {
-            // Interrupted: the remaining suites are not run.
-            return Ok(false);
-        }
-        all_passed &= outcome.passed();
-        if outcome.stopped_by_user {
-            // The Ctrl-C that stopped a kept mesh ends the run.
-            break;
+    let mut interrupted = false;
+    let mut first_error = None;
+    let mut arrived = std::collections::BTreeMap::new();
+    let mut turn = 0;
+    while let Some((i, recording, outcome)) = finished.recv().await {
+        arrived.insert(i, (recording, outcome));
+        while let Some((recording, outcome)) = arrived.remove(&turn) {
+            turn += 1;
+            recording.replay(reporter);
+            match outcome {
+                None => interrupted = true,
+                Some(Ok(outcome)) => {
+                    interrupted |= outcome.summary.is_none();
+                    all_passed &= outcome.passed();
+                }
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
     }
-    Ok(all_passed)
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(all_passed && !interrupted)
 }
 
 async fn bench(
     suites: Vec<Suite>,
     runs: usize,
+    jobs: usize,
     control_plane: ControlPlaneKind,
     envoy: crate::envoy::EnvoyBinary,
     interrupts: &Interrupts,
@@ -723,6 +970,7 @@ async fn bench(
     let spec = LocalSpec::new(envoy, control_plane, false);
     check_all(&suites, &spec)?;
     let mut all_passed = true;
+    let mut medians = Vec::new();
     for suite in &suites {
         let mut totals = Vec::new();
         let mut startups = Vec::new();
@@ -760,6 +1008,7 @@ async fn bench(
             "  whole replay (start-up and cleanup included): {}",
             stats(&totals)
         );
+        medians.push(median(&totals));
         println!(
             "  start-up to baseline ACKed:                   {}",
             stats(&startups)
@@ -776,7 +1025,41 @@ async fn bench(
             }
         }
     }
+    if suites.len() > 1 {
+        let sum: Duration = medians.iter().sum();
+        println!(
+            "all {} suites, one after another (the sum of the medians): {:.1} ms",
+            suites.len(),
+            sum.as_secs_f64() * 1000.0
+        );
+        let mut together = Vec::new();
+        for _ in 0..runs.max(1) {
+            let mut sink = Transcript::new(std::io::sink(), false);
+            let started = std::time::Instant::now();
+            let passed = run_all(&suites, spec.clone(), interrupts, false, jobs, &mut sink).await?;
+            together.push(started.elapsed());
+            if !passed {
+                all_passed = false;
+                eprintln!("a replay of all the suites together failed");
+            }
+            if interrupts.pending() {
+                return Ok(false);
+            }
+        }
+        println!(
+            "all {} suites together, {jobs} at once (as `run` replays them): {}",
+            suites.len(),
+            stats(&together)
+        );
+    }
     Ok(all_passed)
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    // As `stats` picks it.
+    sorted[((sorted.len() - 1) as f64 * 0.5).round() as usize]
 }
 
 fn stats(values: &[Duration]) -> String {

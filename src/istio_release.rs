@@ -747,11 +747,11 @@ fn probe(
 }
 
 /// How many lines of go's output a build error carries.
-const GO_OUTPUT_LINES: usize = 30;
+pub(crate) const GO_OUTPUT_LINES: usize = 30;
 /// Progress is reported every this many packages compiled…
-const PROGRESS_EVERY_PACKAGES: usize = 250;
+pub(crate) const PROGRESS_EVERY_PACKAGES: usize = 250;
 /// …or modules downloaded…
-const PROGRESS_EVERY_MODULES: usize = 100;
+pub(crate) const PROGRESS_EVERY_MODULES: usize = 100;
 /// …or after this long, whichever comes first.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
@@ -929,14 +929,14 @@ impl Build<'_> {
 
 /// `go build -v` names each package it compiles on a line of its own; errors and `go:` notices
 /// have spaces or colons.
-fn is_package_line(line: &str) -> bool {
+pub(crate) fn is_package_line(line: &str) -> bool {
     !line.is_empty()
         && !line.starts_with('#')
         && !line.contains(|c: char| c.is_whitespace() || c == ':')
 }
 
 /// `go build …` as the user could type it (in the staging directory).
-fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| {
@@ -953,17 +953,17 @@ fn describe(cmd: &Command) -> String {
 
 /// Throttled progress: a line every `every_count` events or every [`PROGRESS_EVERY`], whichever
 /// comes first. Pure: the caller passes the time since the build started.
-struct Progress {
+pub(crate) struct Progress {
     what: &'static str,
     every_count: usize,
     total: Option<usize>,
-    count: usize,
+    pub(crate) count: usize,
     reported_count: usize,
     reported_at: Duration,
 }
 
 impl Progress {
-    fn new(what: &'static str, every_count: usize, total: Option<usize>) -> Self {
+    pub(crate) fn new(what: &'static str, every_count: usize, total: Option<usize>) -> Self {
         Progress {
             what,
             every_count,
@@ -975,7 +975,7 @@ impl Progress {
     }
 
     /// Counts one event; returns the line to show, if one is due.
-    fn tick(&mut self, elapsed: Duration) -> Option<String> {
+    pub(crate) fn tick(&mut self, elapsed: Duration) -> Option<String> {
         self.count += 1;
         let due = self.count - self.reported_count >= self.every_count
             || elapsed.saturating_sub(self.reported_at) >= PROGRESS_EVERY;
@@ -997,7 +997,7 @@ impl Progress {
 }
 
 /// `4.2s`, `3m07s`.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         format!("{:.1}s", d.as_secs_f64())
@@ -1007,19 +1007,22 @@ fn human(d: Duration) -> String {
 }
 
 /// What [`stream`] saw.
-struct Streamed {
-    status: ExitStatus,
+pub(crate) struct Streamed {
+    pub(crate) status: ExitStatus,
     /// The number of lines on stdout.
-    stdout_lines: usize,
+    pub(crate) stdout_lines: usize,
     /// The first line on stdout.
-    stdout_first: String,
+    pub(crate) stdout_first: String,
     /// The last [`GO_OUTPUT_LINES`] lines of stderr.
-    tail: String,
+    pub(crate) tail: String,
 }
 
 /// Runs `cmd`, handing each stderr line to `on_line` as it comes (go reports progress there)
 /// while counting stdout's lines on another thread.
-fn stream(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> std::io::Result<Streamed> {
+pub(crate) fn stream(
+    cmd: &mut Command,
+    on_line: &mut dyn FnMut(&str),
+) -> std::io::Result<Streamed> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");

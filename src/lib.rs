@@ -16,6 +16,7 @@ mod fuzz;
 mod input;
 mod istio;
 mod istio_release;
+mod kube_release;
 mod kube_stub;
 mod local_network;
 mod mesh;

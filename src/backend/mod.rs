@@ -3,6 +3,7 @@
 //! a running [`Backend`], which the runner drives without knowing which it is;
 //! [`Backend::shutdown`] stops everything and returns one [`CleanupReport`].
 
+pub(crate) mod apiserver;
 pub(crate) mod kind;
 pub(crate) mod local;
 

@@ -5,10 +5,12 @@
 //! A libtest-mimic harness (`harness = false`): trials list, filter and run like libtest's, so
 //! `cargo test`, `cargo nextest run`, `--list` and `--exact` all work.
 
+mod apiserver;
 mod bad_input;
 mod cleanup;
 mod failing;
 mod harness;
+mod install_check;
 mod istiod;
 mod passing;
 
@@ -26,6 +28,8 @@ fn main() {
         .collect();
     suites.sort();
     trials.extend(istiod::trials(&suites));
+    trials.extend(apiserver::trials(&suites));
+    trials.extend(install_check::trials());
     for suite in suites {
         let name = suite
             .file_stem()

@@ -14,10 +14,11 @@
 //! `keep`; if the backend is dropped without it, only a cluster it created is deleted.
 
 mod admin;
-mod cluster;
+pub(crate) mod cluster;
 mod exec;
+pub(crate) mod install_check;
 mod mesh;
-mod tools;
+pub(crate) mod tools;
 
 #[cfg(test)]
 mod tests;
@@ -48,9 +49,12 @@ use self::tools::{SystemShell, Tools};
 pub use self::tools::{Tool, ToolError};
 
 pub const DEFAULT_CLUSTER_NAME: &str = "egress-conformance";
-/// Kubernetes 1.33, which Istio 1.27 supports; an image kind v0.29 publishes.
-pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.33.1";
-pub const DEFAULT_ISTIO_VERSION: &str = "1.27.3";
+/// kind v0.33.0's default node image (Kubernetes 1.37.0), as `scripts/versions.sh` pins it: the
+/// `Image` constant of `pkg/apis/config/defaults/image.go` in `sigs.k8s.io/kind@v0.33.0`.
+pub const DEFAULT_NODE_IMAGE: &str =
+    "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5";
+/// The newest Istio release, as `scripts/versions.sh` pins it (the nightly's first leg).
+pub const DEFAULT_ISTIO_VERSION: &str = "1.32.0";
 
 /// Istiod pushes asynchronously: a config check may need this long to hold.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -133,6 +137,8 @@ pub enum KindError {
         step: &'static str,
         source: ClusterError,
     },
+    #[error("no istioctl {version} to check the install with: {reason}")]
+    NoIstioctl { version: String, reason: String },
     #[error("collecting artifacts into {}: {}", .dir.display(), .failures.join("; "))]
     Artifacts { dir: PathBuf, failures: Vec<String> },
 }
@@ -322,9 +328,15 @@ impl KindBackend {
                     found
                 }
             };
+            // Offline first: a flag this istioctl refuses, or an install without what the suites
+            // rely on, fails here, before the cluster is touched.
+            let manifest = self
+                .tools
+                .check_install_offline(&istioctl, &self.context)
+                .await?;
             progress(&format!(
-                "installing Istio {} (demo profile) into context {}",
-                opts.istio_version, self.context
+                "installing Istio {} (demo profile, {} objects, the egress gateway from {}) into context {}",
+                opts.istio_version, manifest.objects, manifest.egress_gateway_image, self.context
             ));
             // Owned from the first attempt: a failed install may leave half of Istio behind.
             self.owned.istio = true;
@@ -672,6 +684,78 @@ impl Drop for KindBackend {
 
 fn locate_istioctl(version: &str, path: Option<&OsString>) -> Result<PathBuf, ToolError> {
     tools::locate_istioctl(std::env::var_os("ISTIOCTL").as_ref(), path, version)
+}
+
+/// What [`check_install`] found: the istioctl it used and what the install would hold.
+#[derive(Debug, Clone)]
+pub struct InstallCheck {
+    pub istioctl: PathBuf,
+    /// What the istioctl says it is: the version wanted, or the harness's build of its minor.
+    pub version: String,
+    /// The argv given to istioctl.
+    pub args: Vec<String>,
+    pub manifest: install_check::InstallManifest,
+    /// Set when the istioctl is not the release wanted but the branch head of its minor that the
+    /// harness builds: the check holds for that, and the run itself needs the release.
+    pub stand_in: Option<String>,
+}
+
+/// `setup --backend kind`: the install the kind backend would run, checked offline with
+/// `istioctl manifest generate` and the install's own flags. The istioctl is the one a run would
+/// use (`$ISTIOCTL` or `PATH`, of exactly `version`); failing that, for a minor the harness can
+/// build (1.31, 1.30), the harness's build of that branch head, found or built as istiod is.
+pub async fn check_install(
+    version: &str,
+    cluster_name: &str,
+    notify: &mut dyn FnMut(&str),
+) -> Result<InstallCheck, KindError> {
+    let tools = Tools::new(Box::new(SystemShell));
+    let context = tools::kind_context(cluster_name);
+    let path = std::env::var_os("PATH");
+    let as_a_run_finds_it = match locate_istioctl(version, path.as_ref()) {
+        Ok(found) => tools
+            .check_istioctl_version(&found, version)
+            .await
+            .map(|()| found),
+        Err(e) => Err(e),
+    };
+    let (istioctl, said, stand_in) = match as_a_run_finds_it {
+        Ok(found) => (found, version.to_string(), None),
+        Err(not_found) => {
+            let release = crate::istio_release::parse_release(version).map_err(|e| {
+                KindError::NoIstioctl {
+                    version: version.to_string(),
+                    reason: format!("{not_found}; and the harness cannot build one: {e}"),
+                }
+            })?;
+            let built = crate::istio_release::find_or_build(
+                crate::istio_release::IstioTool::Istioctl,
+                release,
+                notify,
+            )
+            .map_err(|e| KindError::NoIstioctl {
+                version: version.to_string(),
+                reason: format!("{not_found}; and {e}"),
+            })?;
+            let said = built
+                .announced
+                .clone()
+                .unwrap_or_else(|| release.build_version());
+            let note = format!(
+                "{not_found}; checked with istioctl {said} instead ({}), which a run does not take",
+                release.description
+            );
+            (built.path, said, Some(note))
+        }
+    };
+    let manifest = tools.check_install_offline(&istioctl, &context).await?;
+    Ok(InstallCheck {
+        istioctl,
+        version: said,
+        args: tools::istioctl_manifest_args(&context),
+        manifest,
+        stand_in,
+    })
 }
 
 fn write(file: &Path, body: &[u8]) -> Result<(), String> {

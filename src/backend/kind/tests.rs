@@ -706,3 +706,26 @@ async fn shutdown_deletes_the_tutorials_objects_a_failed_run_left_newest_first()
         ]
     );
 }
+
+/// The value `scripts/versions.sh` pins `name` to (`: "${NAME:=value}"`).
+fn pinned(name: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/versions.sh");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let prefix = format!(": \"${{{name}:=");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix("}\""))
+        .unwrap_or_else(|| panic!("{name} is not pinned in {}", file.display()))
+        .to_string()
+}
+
+#[test]
+fn the_defaults_are_the_pins_of_versions_sh() {
+    assert_eq!(DEFAULT_ISTIO_VERSION, pinned("ISTIO_VERSION"));
+    assert_eq!(DEFAULT_NODE_IMAGE, pinned("KIND_NODE_IMAGE"));
+    let kind = pinned("KIND_VERSION");
+    assert!(
+        tools::KIND_HINT.contains(&format!("sigs.k8s.io/kind@{kind}")),
+        "{}",
+        tools::KIND_HINT
+    );
+}

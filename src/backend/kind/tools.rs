@@ -11,6 +11,8 @@ use std::process::Stdio;
 
 use futures::future::BoxFuture;
 
+use super::install_check::{InstallCheckError, InstallManifest, check_install_manifest};
+
 /// Which tool, for errors and hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
@@ -29,7 +31,7 @@ impl std::fmt::Display for Tool {
 
 /// How to get `kind`.
 pub const KIND_HINT: &str = "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation, \
-     e.g. `go install sigs.k8s.io/kind@v0.29.0`) and Docker or Podman for it to run on, \
+     e.g. `go install sigs.k8s.io/kind@v0.33.0`) and Docker or Podman for it to run on, \
      or pass a kubeconfig context to use an existing cluster";
 
 /// How to get `istioctl` of a given version.
@@ -119,6 +121,11 @@ pub enum ToolError {
     },
     #[error("could not read istioctl's version from `istioctl version --remote=false`: {output:?}")]
     IstioctlVersionUnreadable { output: String },
+    #[error("istioctl {}: {source}", .args.join(" "))]
+    InstallCheck {
+        args: Vec<String>,
+        source: InstallCheckError,
+    },
 }
 
 fn exit_text(code: Option<i32>) -> String {
@@ -213,8 +220,16 @@ pub const STATS_INCLUSION_PREFIXES: [&str; 5] = [
     "http.outbound",
 ];
 
+/// Where the install's images come from. Docker Hub is Istio's registry from 1.31 on; 1.30
+/// defaults to `registry.istio.io`, which Istio retires in December 2026 (istio.io blog
+/// "retirement-of-gcp"), so every version is pointed at Docker Hub, which serves them all.
+pub const ISTIO_HUB: &str = "docker.io/istio";
+
+/// `istioctl install` with the demo profile (it has `istio-egressgateway`), images from
+/// [`ISTIO_HUB`] and the stats the traffic checks read ([`STATS_INCLUSION_PREFIXES`]).
 pub fn istioctl_install_args(context: &str) -> Vec<String> {
     let mut args = strings(&["install", "-y", "--set", "profile=demo"]);
+    args.extend(["--set".into(), format!("hub={ISTIO_HUB}")]);
     for (i, prefix) in STATS_INCLUSION_PREFIXES.iter().enumerate() {
         args.push("--set".into());
         args.push(format!(
@@ -223,6 +238,20 @@ pub fn istioctl_install_args(context: &str) -> Vec<String> {
     }
     args.extend(strings(&["--context", context]));
     args
+}
+
+/// `istioctl manifest generate` with exactly the flags of [`istioctl_install_args`], less
+/// `install -y` (the subcommand and its confirmation): what the install would apply, printed
+/// offline (`--context` only names the cluster; without `--cluster-specific` none is contacted).
+pub fn istioctl_manifest_args(context: &str) -> Vec<String> {
+    let install = istioctl_install_args(context);
+    let flags = install
+        .strip_prefix(&["install".to_string(), "-y".to_string()][..])
+        .unwrap_or(&install);
+    strings(&["manifest", "generate"])
+        .into_iter()
+        .chain(flags.iter().cloned())
+        .collect()
 }
 
 pub fn istioctl_uninstall_args(context: &str) -> Vec<String> {
@@ -293,6 +322,19 @@ impl Tools {
             });
         }
         Ok(output)
+    }
+
+    /// Generates the install's manifest offline with the istioctl at `program` and checks that
+    /// it holds what the suites rely on ([`check_install_manifest`]).
+    pub async fn check_install_offline(
+        &self,
+        program: &Path,
+        context: &str,
+    ) -> Result<InstallManifest, ToolError> {
+        let args = istioctl_manifest_args(context);
+        let output = self.run(Tool::Istioctl, program, args.clone()).await?;
+        check_install_manifest(&output.stdout)
+            .map_err(|source| ToolError::InstallCheck { args, source })
     }
 
     /// Fails unless the istioctl at `program` is `wanted`: istioctl installs its own version.
@@ -386,7 +428,17 @@ pub(crate) mod tests {
         );
         assert_eq!(
             istioctl_install_args("kind-x").join(" "),
-            "install -y --set profile=demo \
+            "install -y --set profile=demo --set hub=docker.io/istio \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[2]=cluster.BlackHoleCluster \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[3]=tcp.outbound \
+             --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[4]=http.outbound \
+             --context kind-x"
+        );
+        assert_eq!(
+            istioctl_manifest_args("kind-x").join(" "),
+            "manifest generate --set profile=demo --set hub=docker.io/istio \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[0]=cluster.outbound \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[1]=cluster.PassthroughCluster \
              --set meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes[2]=cluster.BlackHoleCluster \
@@ -494,6 +546,34 @@ pub(crate) mod tests {
         let calls = shell.calls.lock().unwrap();
         assert_eq!(calls[0].0, Path::new("/bin/istioctl"));
         assert_eq!(calls[0].1, istioctl_version_args());
+    }
+
+    #[tokio::test]
+    async fn the_offline_install_check_names_the_flags_and_what_is_missing() {
+        let shell = FakeShell::default();
+        shell.answers.lock().unwrap().push(ok(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: istiod, namespace: istio-system}\n",
+        ));
+        let tools = Tools::new(Box::new(shell.clone()));
+        let err = tools
+            .check_install_offline(Path::new("/bin/istioctl"), "kind-x")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "istioctl manifest generate --set profile=demo --set hub=docker.io/istio "
+            ),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("no Deployment istio-egressgateway in istio-system (the tutorial's egress gateway); its Deployments: [istio-system/istiod]"),
+            "{err}"
+        );
+        assert_eq!(
+            shell.calls.lock().unwrap()[0].1,
+            istioctl_manifest_args("kind-x")
+        );
     }
 
     #[tokio::test]

@@ -8,10 +8,11 @@
 
 mod bootstrap;
 mod curl;
-mod leftovers;
+pub(crate) mod leftovers;
 pub(crate) mod run_dir;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,33 @@ fn environment<E: Into<crate::backend::Cause>>(what: &str) -> impl FnOnce(E) -> 
     move |source| StartError::environment(what, source)
 }
 
+/// What a local mesh runs in: the registry a cluster would hold, and where istiod reads
+/// Kubernetes.
+pub(crate) struct World<'a> {
+    /// The Services and pods; the local network model maps their addresses onto loopback.
+    pub registry: Registry,
+    /// A real API server for istiod to watch (its kubeconfig), which holds `registry` and the
+    /// applied objects; `None` when the harness hands istiod both.
+    pub kubernetes: Option<&'a Path>,
+}
+
+impl World<'_> {
+    /// The tutorial's registry as fixed data, no API server: the local backend's world.
+    pub(crate) fn local() -> World<'static> {
+        World {
+            registry: Registry::tutorial(),
+            kubernetes: None,
+        }
+    }
+}
+
+/// Fails unless the client, curl, can run: without it nothing can be checked.
+pub(crate) async fn check_client() -> Result<(), StartError> {
+    curl::check_available()
+        .await
+        .map_err(environment("the client"))
+}
+
 impl BackendSpec for LocalSpec {
     type Running = LocalBackend;
 
@@ -143,11 +171,21 @@ impl BackendSpec for LocalSpec {
         suite: &Suite,
         progress: &mut dyn FnMut(&str),
     ) -> Result<LocalBackend, StartError> {
-        // The client is part of the environment: without it nothing can be checked.
-        curl::check_available()
-            .await
-            .map_err(environment("the client"))?;
-        let dir = run_dir::RunDir::create(self.keep)
+        check_client().await?;
+        LocalBackend::start(&self, suite, World::local(), progress).await
+    }
+}
+
+impl LocalBackend {
+    /// Start the mesh of `spec` for `suite` in `world`: the run directory, the origin, the
+    /// control plane, the Envoys, up to the baseline in force. The client is not checked.
+    pub(crate) async fn start(
+        spec: &LocalSpec,
+        suite: &Suite,
+        world: World<'_>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<LocalBackend, StartError> {
+        let dir = run_dir::RunDir::create(spec.keep)
             .map_err(environment("creating the run directory"))?;
         let hosts = certificate_hosts(suite);
         let pki = Arc::new(
@@ -169,7 +207,7 @@ impl BackendSpec for LocalSpec {
         let xds = XdsServer::start()
             .await
             .map_err(|e| environment("starting the ADS server")(e.to_string()))?;
-        let registry = Registry::tutorial();
+        let registry = world.registry;
         let workloads = ProxyWorkloads::tutorial();
         let proxies = proxy_identities(&registry, &workloads)
             .map_err(|e| StartError::environment("the registry", e))?;
@@ -191,7 +229,7 @@ impl BackendSpec for LocalSpec {
         let sds = start_sds(&ca_pem).await?;
         let xds_addr = xds.addr();
         let sds_addr = sds.addr();
-        let control_plane = match &self.control_plane {
+        let control_plane = match &spec.control_plane {
             ControlPlaneKind::Builtin => AnyControlPlane::Builtin(Builtin::new(
                 delivery.clone(),
                 registry,
@@ -210,6 +248,7 @@ impl BackendSpec for LocalSpec {
                         dir: dir.path(),
                         registry: &registry,
                         source: *source,
+                        kubernetes: world.kubernetes,
                         mesh: &suite.mesh,
                         namespace: &suite.namespace,
                         proxies: proxies.clone(),
@@ -236,7 +275,7 @@ impl BackendSpec for LocalSpec {
             example: suite.all_commands().next().cloned(),
         };
         let started = backend
-            .start_proxies(&self, &nodes, &identities, (xds_addr, sds_addr), progress)
+            .start_proxies(spec, &nodes, &identities, (xds_addr, sds_addr), progress)
             .await;
         match started {
             Ok(()) => Ok(backend),
@@ -368,6 +407,42 @@ impl LocalBackend {
     async fn converge(&mut self, config: AppliedConfig) -> Result<StepReport, StepError> {
         let started = Instant::now();
         let result = self.control_plane.converge(&config, ACK_TIMEOUT).await;
+        self.converged(config, result, started)
+    }
+
+    /// The applied state: what the steps so far have applied and not deleted.
+    pub(crate) fn config(&self) -> &AppliedConfig {
+        &self.config
+    }
+
+    /// Make `config` the applied state by `change`, which writes it where istiod reads it (an
+    /// API server), and wait until it is in force. A failed change leaves the state as it was.
+    pub(crate) async fn converge_with(
+        &mut self,
+        config: AppliedConfig,
+        change: impl Future<Output = Result<(), StepError>>,
+    ) -> Result<StepReport, StepError> {
+        let started = Instant::now();
+        let AnyControlPlane::Istiod(istiod) = &mut self.control_plane else {
+            change.await?;
+            return self.converge(config).await;
+        };
+        let applied = crate::control_plane::istiod::applied_objects(&config);
+        let before = istiod
+            .before(&applied)
+            .await
+            .map_err(|e| StepError::ControlPlane(e.to_string()))?;
+        change.await?;
+        let result = istiod.converge_after(before, applied, ACK_TIMEOUT).await;
+        self.converged(config, result, started)
+    }
+
+    fn converged(
+        &mut self,
+        config: AppliedConfig,
+        result: Result<(), ConvergeError>,
+        started: Instant,
+    ) -> Result<StepReport, StepError> {
         // Applied even when a proxy refused it: a cluster would hold the object all the same.
         self.config = config;
         match result {
@@ -678,11 +753,10 @@ impl Backend for LocalBackend {
             ports.extend(istiod.ports());
             pids.extend(istiod.pid());
             let release = istiod.release().name;
+            let stand_ins = istiod.stand_ins();
             let left = istiod.shutdown().await;
             if left.is_empty() {
-                report
-                    .removed
-                    .push(format!("istiod {release} and its Kubernetes stand-in"));
+                report.removed.push(format!("istiod {release}{stand_ins}"));
             }
             report.leftovers.extend(left);
         }

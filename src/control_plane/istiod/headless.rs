@@ -81,6 +81,7 @@ impl Headless {
                 dir: dir.path(),
                 registry: &registry,
                 source: spec.source,
+                kubernetes: None,
                 mesh,
                 namespace,
                 proxies,

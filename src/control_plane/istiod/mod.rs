@@ -8,6 +8,12 @@
 //! crashes at start-up at the supported versions. The harness plays pilot-agent for each proxy
 //! ([`agent`]).
 //!
+//! Given the kubeconfig of a real API server instead ([`IstiodStart::kubernetes`]), istiod runs
+//! as in a cluster: it watches that API server for the registry (Services, Pods, EndpointSlices)
+//! and for the Istio objects (its CRDs), with no stand-in, no registry objects and no config
+//! source of the harness's. The backend writes a change there itself, between
+//! [`Istiod::before`] and [`Istiod::converge_after`].
+//!
 //! A change is in force ([`Istiod::converge`]) when istiod's config store shows it (or istiod
 //! refused the directory, in its own words), every config update istiod took in is committed to
 //! a push ([`observe`]), each proxy's state is computed for that push, a barrier shows that every
@@ -142,6 +148,9 @@ pub(crate) struct IstiodStart<'a> {
     pub dir: &'a Path,
     pub registry: &'a Registry,
     pub source: SourceChoice,
+    /// A real API server for istiod to watch, by its kubeconfig: when set, `registry` and
+    /// `source` are not used; the registry and the Istio objects are what that server holds.
+    pub kubernetes: Option<&'a Path>,
     pub mesh: &'a MeshSettings,
     pub namespace: &'a str,
     pub proxies: Vec<ProxyIdentity>,
@@ -226,14 +235,21 @@ impl Istiod {
             source,
         };
         std::fs::create_dir_all(&home).map_err(files)?;
-        let registry = start.registry.as_istio_objects();
         let protos = Arc::new(
             IstioProtos::for_release(start.release)
                 .map_err(|e| IstiodError::Source(source::SourceError::Protos(e)))?,
         );
-        let source = ConfigSource::start(start.source, &home, &registry, Arc::clone(&protos))
-            .await
-            .map_err(IstiodError::Source)?;
+        let (registry, source) = match start.kubernetes {
+            Some(_) => (Vec::new(), ConfigSource::cluster()),
+            None => {
+                let registry = start.registry.as_istio_objects();
+                let source =
+                    ConfigSource::start(start.source, &home, &registry, Arc::clone(&protos))
+                        .await
+                        .map_err(IstiodError::Source)?;
+                (registry, source)
+            }
+        };
         let ports = free_ports(4).map_err(IstiodError::Ports)?;
         let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
         let mesh_file = home.join("mesh.yaml");
@@ -242,9 +258,16 @@ impl Istiod {
             source: source.mesh_config(),
         };
         std::fs::write(&mesh_file, mesh_text.text(start.mesh)).map_err(files)?;
-        let kube = KubeStub::start(&home, &["default", "istio-system", start.namespace])
-            .await
-            .map_err(IstiodError::KubeStub)?;
+        let (kube, kubeconfig) = match start.kubernetes {
+            Some(file) => (None, file.to_path_buf()),
+            None => {
+                let stub = KubeStub::start(&home, &["default", "istio-system", start.namespace])
+                    .await
+                    .map_err(IstiodError::KubeStub)?;
+                let file = stub.kubeconfig().to_path_buf();
+                (Some(stub), file)
+            }
+        };
         let log = home.join("istiod.log");
         let output = std::fs::File::create(&log).map_err(files)?;
         let errors = output.try_clone().map_err(files)?;
@@ -253,7 +276,7 @@ impl Istiod {
         command
             .arg("discovery")
             .arg("--registries=Kubernetes")
-            .arg(format!("--kubeconfig={}", kube.kubeconfig().display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .args(source.istiod_args())
             .arg(format!("--meshConfig={}", mesh_file.display()))
             .arg("--networksConfig=/dev/null")
@@ -306,9 +329,12 @@ impl Istiod {
             },
         })?;
         progress(&format!(
-            "istiod ready in {:.0} ms ({} requests to its Kubernetes stand-in)",
+            "istiod ready in {:.0} ms ({})",
             ready.waited.as_secs_f64() * 1000.0,
-            kube.requests()
+            match &kube {
+                Some(stub) => format!("{} requests to its Kubernetes stand-in", stub.requests()),
+                None => format!("watching the API server of {}", kubeconfig.display()),
+            }
         ));
         let istiod = SocketAddr::from((Ipv4Addr::LOCALHOST, grpc));
         let agents = start
@@ -326,11 +352,11 @@ impl Istiod {
             })
             .collect();
         let mut ports = ports;
-        ports.push(kube.addr().port());
+        ports.extend(kube.as_ref().map(|k| k.addr().port()));
         Ok(Istiod {
             release: start.release,
             process: Some(process),
-            kube: Some(kube),
+            kube,
             observer,
             source: Some(source),
             protos,
@@ -359,6 +385,29 @@ impl Istiod {
         &self.ports
     }
 
+    /// What it runs with besides itself, for the clean-up report.
+    pub(crate) fn stand_ins(&self) -> &'static str {
+        if self.kube.is_some() {
+            " and its Kubernetes stand-in"
+        } else {
+            ""
+        }
+    }
+
+    /// The titles of [`DEVIATIONS`] that hold for this istiod: watching a real API server, it has
+    /// no empty stand-in, no registry written as Istio objects and no config over MCP.
+    pub(crate) fn deviations(&self) -> Vec<&'static str> {
+        let cluster_only = [
+            "An empty Kubernetes API",
+            "The registry as ServiceEntry and WorkloadEntry",
+            "Config over MCP",
+        ];
+        DEVIATIONS
+            .into_iter()
+            .filter(|d| self.kube.is_some() || !cluster_only.contains(d))
+            .collect()
+    }
+
     /// Where to look at istiod while a kept run waits: its debug endpoints, pid and log, and how
     /// it differs from istiod in a cluster.
     pub(crate) fn access(&self) -> String {
@@ -376,7 +425,7 @@ impl Istiod {
         }
         out.push_str(&format!(
             "\nhow this istiod differs from one in a cluster (README, \"How the local istiod differs\"): {}\n",
-            DEVIATIONS.join(", ")
+            self.deviations().join(", ")
         ));
         out
     }
@@ -633,6 +682,14 @@ impl ControlPlane for Istiod {
     }
 }
 
+/// What istiod had taken in before a change: the config updates, when the change is to update
+/// its store (`None` when the store holds it already), and the lines of its log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Before {
+    inbound: Option<u64>,
+    log_lines: usize,
+}
+
 impl Istiod {
     /// Make `applied` (whole objects, namespaced, as written: nothing checked them) the applied
     /// state and wait until it is in force.
@@ -641,13 +698,24 @@ impl Istiod {
         applied: Vec<Value>,
         timeout: Duration,
     ) -> Result<(), ConvergeError> {
+        let before = self.before(&applied).await?;
+        self.converge_after(before, applied, timeout).await
+    }
+
+    /// Before `applied` is made the applied state: what istiod has taken in so far. Where istiod
+    /// watches an API server, call it before writing the change there, so that the change is not
+    /// mistaken for what came before it.
+    pub(crate) async fn before(&self, applied: &[Value]) -> Result<Before, ConvergeError> {
+        if self.source.is_none() {
+            return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
+        }
         // Whether the store is to change decides whether an update must be seen taken in. An
         // object istiod refused is not in its store, so taking it back changes nothing there.
         let store_changes = match self.held().await {
-            Ok(held) => expects_update(&held, &self.wanted(&applied)),
+            Ok(held) => expects_update(&held, &self.wanted(applied)),
             Err(_) => true,
         };
-        let inbound_before = if store_changes {
+        let inbound = if store_changes {
             Some(
                 self.observer
                     .inbound_updates()
@@ -657,10 +725,24 @@ impl Istiod {
         } else {
             None
         };
+        Ok(Before {
+            inbound,
+            log_lines: self.observer.pushes().lines,
+        })
+    }
+
+    /// Hand istiod `applied` (unless it watches an API server, where the caller has written it
+    /// since [`Istiod::before`]) and wait until it is in force.
+    pub(crate) async fn converge_after(
+        &mut self,
+        before: Before,
+        applied: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<(), ConvergeError> {
         let Some(source) = self.source.as_mut() else {
             return Err(ConvergeError::NotInForce("istiod has been stopped".into()));
         };
-        let log_before = self.observer.pushes().lines;
+        let (inbound_before, log_before) = (before.inbound, before.log_lines);
         let taken = if source.differs(&applied) {
             source
                 .apply(&applied, timeout.max(TAKE_TIMEOUT))
@@ -728,7 +810,7 @@ fn expects_update(held: &BTreeMap<ObjectKey, Value>, wanted: &BTreeMap<ObjectKey
 }
 
 /// The applied objects whole, as istiod is to read them: namespaced.
-fn applied_objects(config: &AppliedConfig) -> Vec<Value> {
+pub(crate) fn applied_objects(config: &AppliedConfig) -> Vec<Value> {
     config
         .iter()
         .map(|(key, object)| {

@@ -2,6 +2,8 @@
 //! takes a change the moment it arrives and says so by its ACK) or a config directory
 //! (`--configDir`, one file per object, written atomically; istiod reads it again 250 ms after
 //! the last change, in 1.31). Both hold the cluster's registry and the applied objects, namespaced.
+//! Or a real API server, which istiod watches itself and the backend writes ([`ConfigSource::cluster`]):
+//! then the source only remembers what was last applied, so that a change is known as one.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -73,6 +75,11 @@ pub(crate) enum ConfigSource {
         registry: Vec<McpObject>,
         published: BTreeMap<String, Vec<McpObject>>,
     },
+    /// The objects are in an API server istiod watches; the backend writes them there.
+    Cluster {
+        /// The applied objects as last handed over, as files would hold them.
+        applied: BTreeMap<String, String>,
+    },
 }
 
 impl ConfigSource {
@@ -113,18 +120,25 @@ impl ConfigSource {
         }
     }
 
+    /// A source that is an API server: nothing to set up.
+    pub(crate) fn cluster() -> ConfigSource {
+        ConfigSource::Cluster {
+            applied: BTreeMap::new(),
+        }
+    }
+
     /// What istiod's command line gets for this source.
     pub(crate) fn istiod_args(&self) -> Vec<String> {
         match self {
             ConfigSource::Files { dir, .. } => vec![format!("--configDir={}", dir.display())],
-            ConfigSource::Mcp { .. } => Vec::new(),
+            ConfigSource::Mcp { .. } | ConfigSource::Cluster { .. } => Vec::new(),
         }
     }
 
     /// What istiod's mesh config gets for this source.
     pub(crate) fn mesh_config(&self) -> String {
         match self {
-            ConfigSource::Files { .. } => String::new(),
+            ConfigSource::Files { .. } | ConfigSource::Cluster { .. } => String::new(),
             ConfigSource::Mcp { server, .. } => {
                 format!("configSources:\n- address: xds://{}\n", server.addr())
             }
@@ -135,6 +149,7 @@ impl ConfigSource {
     pub(crate) fn differs(&self, applied: &[Value]) -> bool {
         match self {
             ConfigSource::Files { written, .. } => &files_for(applied) != written,
+            ConfigSource::Cluster { applied: last } => &files_for(applied) != last,
             ConfigSource::Mcp {
                 registry,
                 published,
@@ -146,7 +161,8 @@ impl ConfigSource {
         }
     }
 
-    /// Hand istiod `applied`; for MCP, until istiod has acknowledged it.
+    /// Hand istiod `applied`; for MCP, until istiod has acknowledged it; for an API server,
+    /// only remember it (the backend has written it there).
     pub(crate) async fn apply(
         &mut self,
         applied: &[Value],
@@ -170,6 +186,10 @@ impl ConfigSource {
                     }
                 }
                 *written = files;
+                Ok(())
+            }
+            ConfigSource::Cluster { applied: last } => {
+                *last = files_for(applied);
                 Ok(())
             }
             ConfigSource::Mcp {
