@@ -84,9 +84,9 @@ enum Command {
         junit: Option<PathBuf>,
         #[command(flatten)]
         input: InputArgs,
-        /// How many suites replay at once on the local backend, each reported whole in its
-        /// turn (default: all with the builtin control plane, one with istiod). `--keep` and
-        /// `--backend kind` replay one at a time.
+        /// How many suites replay at once, each reported whole in its turn (default: local
+        /// with the builtin control plane all of them, otherwise one). `--keep` and `--backend
+        /// kind` replay one at a time.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
     },
@@ -605,8 +605,9 @@ pub fn main() -> ExitCode {
                             ));
                         }
                         let spec = apiserver_spec(&plane, keep, true)?;
-                        // One at a time, as on kind (--jobs is the local backend's).
-                        run_all(&suites, spec, &interrupts, keep, 1, &mut out).await
+                        // Each run has its own API server and istiod: one at a time unless asked.
+                        let jobs = if keep { 1 } else { jobs.unwrap_or(1) };
+                        run_all(&suites, spec, &interrupts, keep, jobs, &mut out).await
                     }
                 };
                 out.finish()?;
