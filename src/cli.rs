@@ -32,7 +32,7 @@ use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_c
 use crate::mesh::MeshSettings;
 use crate::report::{Junit, Recording, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
-use crate::suite::{Suite, SuiteError, discover, load_suite};
+use crate::suite::{LoadOptions, Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
 use crate::verdicts;
 
@@ -82,6 +82,8 @@ enum Command {
         /// Also write a JUnit XML report (one test case per stage) to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
         /// How many suites replay at once, each reported whole in its turn (default: local
         /// with the builtin control plane all of them, otherwise one). `--keep` and `--backend
         /// kind` replay one at a time.
@@ -123,6 +125,8 @@ enum Command {
         /// Show accepted differences too.
         #[arg(long, short)]
         verbose: bool,
+        #[command(flatten)]
+        input: InputArgs,
     },
     /// Judge manifest files as every run does before anything starts (the harness's reading of
     /// Istio's validation rules) and, with `--istiod`, as istiod itself does. Exits 2 when any
@@ -140,6 +144,10 @@ enum Command {
         /// The namespace of objects that name none.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// Print one JSON object per file instead (`file`, `harness`, `istiod`; each verdict
+        /// `accepted` with `warnings`, or `refused` with `by`, `message` and Istio's own words).
+        #[arg(long)]
+        json: bool,
     },
     /// Measure: the whole replay's wall time and each step's apply-to-ACK latency.
     Bench {
@@ -150,10 +158,29 @@ enum Command {
         runs: usize,
         #[command(flatten)]
         plane: ControlPlaneArgs,
+        #[command(flatten)]
+        input: InputArgs,
         /// For the replay of all suites together: how many at once (default as `run`).
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
     },
+}
+
+/// What a suite may read.
+#[derive(Clone, Copy, clap::Args)]
+struct InputArgs {
+    /// Read fixtures from a directory outside the suite's repository (the directory holding
+    /// `suites/`). Fixture paths stay confined to the fixtures directory either way.
+    #[arg(long)]
+    allow_fixtures_outside_repo: bool,
+}
+
+impl InputArgs {
+    fn options(self) -> LoadOptions {
+        LoadOptions {
+            fixtures_outside_repo: self.allow_fixtures_outside_repo,
+        }
+    }
 }
 
 /// Which control plane makes the proxies' config (local backend), and which Istio.
@@ -467,9 +494,9 @@ fn exit_code(error: &CliError) -> u8 {
     }
 }
 
-/// Ctrl-C and SIGTERM, counted from the moment the runtime starts. Each call of
-/// [`Interrupts::next`] waits for one interrupt nobody has waited for yet, so an interrupt that
-/// arrives before anyone waits is not lost.
+/// Ctrl-C and SIGTERM, counted from the first instruction of [`main`] (`crate::signals`). Each
+/// call of [`Interrupts::next`] waits for one interrupt nobody has waited for yet, so an
+/// interrupt that arrives before anyone waits — even before the runtime starts — is not lost.
 #[derive(Clone)]
 struct Interrupts {
     seen: watch::Receiver<u64>,
@@ -478,21 +505,8 @@ struct Interrupts {
 
 impl Interrupts {
     fn install() -> std::io::Result<Interrupts> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let (count, seen) = watch::channel(0u64);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = int.recv() => {},
-                    _ = term.recv() => {},
-                }
-                count.send_modify(|n| *n += 1);
-            }
-        });
         Ok(Interrupts {
-            seen,
+            seen: crate::signals::watch()?,
             taken: Rc::new(Cell::new(0)),
         })
     }
@@ -517,6 +531,8 @@ impl Interrupts {
 
 /// The binary's entry point.
 pub fn main() -> ExitCode {
+    // First: from here on an interrupt is counted, and ends the run with the documented code.
+    let signals = crate::signals::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -528,7 +544,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let interrupts = Interrupts::install()
+        let interrupts = signals
+            .and_then(|()| Interrupts::install())
             .map_err(|e| CliError::Usage(format!("installing the signal handlers: {e}")))?;
         let cli = Cli::parse();
         match cli.command {
@@ -543,9 +560,10 @@ pub fn main() -> ExitCode {
                 keep,
                 verbose,
                 junit,
+                input,
                 jobs,
             } => {
-                let suites = load_all(suites)?;
+                let suites = load_all(suites, input.options())?;
                 let mut out = Reports::new(verbose, junit);
                 let passed = match backend {
                     BackendChoice::Local => {
@@ -665,8 +683,9 @@ pub fn main() -> ExitCode {
                 istiod_config,
                 accepted,
                 verbose,
+                input,
             } => {
-                let suites = load_all(suites)?;
+                let suites = load_all(suites, input.options())?;
                 let accepted =
                     Accepted::load(&accepted).map_err(|e| CliError::Usage(e.to_string()))?;
                 let spec = istiod_spec(istio_version.as_deref(), istiod_config)?;
@@ -680,6 +699,7 @@ pub fn main() -> ExitCode {
                 istiod,
                 istio_version,
                 namespace,
+                json,
             } => {
                 let mut headless = None;
                 let mut name = None;
@@ -705,7 +725,11 @@ pub fn main() -> ExitCode {
                     headless.shutdown().await.map_err(CliError::Usage)?;
                 }
                 let judged = judged.map_err(CliError::Usage)?;
-                print!("{}", verdicts::render(&judged, name.as_deref()));
+                if json {
+                    print!("{}", verdicts::render_json(&judged));
+                } else {
+                    print!("{}", verdicts::render(&judged, name.as_deref()));
+                }
                 if judged.iter().any(verdicts::FileVerdict::rejected) {
                     Err(CliError::Rejected)
                 } else {
@@ -717,9 +741,10 @@ pub fn main() -> ExitCode {
                 runs,
                 plane,
                 jobs,
+                input,
             } => {
                 let (control_plane, envoy) = choose_control_plane(&plane)?;
-                let suites = load_all(suites)?;
+                let suites = load_all(suites, input.options())?;
                 let jobs = jobs.unwrap_or(default_jobs(&control_plane, suites.len()));
                 bench(suites, runs, jobs, control_plane, envoy, &interrupts).await
             }
@@ -771,7 +796,7 @@ impl Reporter for Reports {
     }
 }
 
-fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, CliError> {
+fn load_all(paths: Vec<PathBuf>, options: LoadOptions) -> Result<Vec<Suite>, CliError> {
     let paths = if paths.is_empty() {
         let dir = PathBuf::from("suites");
         let found =
@@ -786,7 +811,19 @@ fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Suite>, CliError> {
     } else {
         paths
     };
-    paths.iter().map(|p| Ok(load_suite(p)?)).collect()
+    let suites: Vec<Suite> = paths
+        .iter()
+        .map(|p| load_suite(p, options))
+        .collect::<Result<_, _>>()?;
+    // What Istio accepts with a warning, as kubectl prints it; the run goes on.
+    for warning in suites
+        .iter()
+        .flat_map(|s| s.all_objects())
+        .flat_map(|o| &o.warnings)
+    {
+        eprintln!("warning: {warning}");
+    }
+    Ok(suites)
 }
 
 /// Refuse what the backend cannot run before anything starts.

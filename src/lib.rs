@@ -11,6 +11,9 @@ mod control_plane;
 mod delivery;
 mod envoy;
 mod expect;
+#[cfg(test)]
+mod fuzz;
+mod input;
 mod istio;
 mod istio_release;
 mod kube_release;
@@ -25,6 +28,7 @@ mod report;
 mod runner;
 mod sds;
 mod session;
+mod signals;
 mod suite;
 mod translate;
 mod verdicts;

@@ -101,6 +101,10 @@ pub(crate) enum ConvergeError {
     /// istiod refused the configuration, in its own words.
     #[error("istiod rejected the configuration: {0}")]
     IstioRejected(String),
+    /// An object Istio's own message definitions have no room for (an unknown field, a wrong
+    /// type), so it was never handed to istiod; in the words of the encoding.
+    #[error("the configuration does not fit Istio's messages, so istiod was not given it: {0}")]
+    Unencodable(String),
     /// The change did not come into force in time; what was waited for and seen last.
     #[error("{0}")]
     NotInForce(String),

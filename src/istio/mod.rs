@@ -1,6 +1,6 @@
 //! Istio's networking API as the harness reads it: one typed model per kind ([`api`]), the
-//! objects manifests make ([`object`]), the parser that reads them ([`parse`]) and Istio's own
-//! validation rules ([`validate`]).
+//! objects manifests make ([`object`]), the parser that reads them ([`parse`]), Istio's own
+//! validation rules ([`validate`]). Verdicts on whole files are `crate::verdicts`'.
 //!
 //! Nothing here talks to a cluster or to Envoy; translating these objects is another module's job.
 
@@ -12,5 +12,7 @@ pub(crate) mod validate;
 
 pub(crate) use api::*;
 pub(crate) use object::{IstioObject, Kind, ObjectKey, Spec};
-pub(crate) use parse::{ManifestError, load_manifests};
+#[cfg(test)]
+pub(crate) use parse::load_manifests;
+pub(crate) use parse::{ManifestError, parse_manifests_in};
 pub(crate) use protocol::Protocol;

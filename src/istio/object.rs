@@ -150,6 +150,8 @@ pub(crate) struct IstioObject {
     pub untranslated: Vec<UntranslatedField>,
     /// The document as written, for backends that send it to a Kubernetes API unchanged.
     pub raw: serde_json::Value,
+    /// What Istio accepts with a warning, `file:line:column: Kind name: path: message` each.
+    pub warnings: Vec<String>,
 }
 
 impl IstioObject {

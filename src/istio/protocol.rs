@@ -72,6 +72,19 @@ impl Protocol {
     pub(crate) fn is_tls(self) -> bool {
         matches!(self, Protocol::Https | Protocol::Tls)
     }
+
+    /// `IsTCP`: TCP, HTTPS, TLS, Mongo, Redis, MySQL.
+    pub(crate) fn is_tcp(self) -> bool {
+        matches!(
+            self,
+            Protocol::Tcp
+                | Protocol::Https
+                | Protocol::Tls
+                | Protocol::Mongo
+                | Protocol::Redis
+                | Protocol::Mysql
+        )
+    }
 }
 
 #[cfg(test)]

@@ -6,37 +6,47 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::istio::parse::parse_manifests;
-use crate::istio::{IstioObject, ManifestError, ObjectKey};
+use crate::input::ReadError;
+use crate::istio::{ManifestError, ObjectKey, parse_manifests_in};
 use crate::mesh::{MeshSettings, OutboundTrafficPolicy, ProxyRole};
 use crate::yaml::{self, FieldError, FieldPath};
 
+use super::command::{self, CommandError, parse_command};
+use super::confine::{ConfineError, Fixtures, LoadOptions};
 use super::kubectl::{Delete, parse_delete};
 use super::model::*;
 use super::{origin, vars};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("{file}: cannot read suite: {source}")]
-    Io {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read suite: {0}")]
+    Read(#[source] ReadError),
     #[error(transparent)]
     Field(#[from] Box<FieldError>),
-    #[error("{file}:{line}: {message}")]
+    #[error("{}:{line}: {message}", .file.display())]
     Invalid {
         file: PathBuf,
         line: usize,
         message: String,
     },
-    #[error("{file}:{line}: fixture {fixture} does not exist")]
-    MissingFixture {
+    /// A fixture (or the fixtures directory) the suite may not read, or that cannot be read.
+    #[error("{}:{line}: {source}", .file.display())]
+    Path {
         file: PathBuf,
         line: usize,
-        fixture: PathBuf,
+        #[source]
+        source: ConfineError,
     },
-    #[error("{file}:{line}: in fixture: {source}")]
+    /// A command the whitelist refuses, at the word that is refused.
+    #[error("{}:{line}:{column}: commands.{name}: {error}", .file.display())]
+    Command {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        name: String,
+        error: CommandError,
+    },
+    #[error("{}:{line}: in fixture: {source}", .file.display())]
     Fixture {
         file: PathBuf,
         line: usize,
@@ -285,15 +295,16 @@ impl RawExpected {
 }
 
 /// Read and validate a suite and every fixture it names.
-pub fn load_suite(file: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(file).map_err(|source| SuiteError::Io {
-        file: file.to_path_buf(),
-        source,
-    })?;
-    parse_suite(file, &text)
+pub(crate) fn load_suite(file: &Path, options: LoadOptions) -> Result<Suite, SuiteError> {
+    let text = crate::input::read_text(file, file).map_err(SuiteError::Read)?;
+    parse_suite(file, &text, options)
 }
 
-pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
+pub(crate) fn parse_suite(
+    file: &Path,
+    text: &str,
+    options: LoadOptions,
+) -> Result<Suite, SuiteError> {
     let invalid = |line: usize, message: String| SuiteError::Invalid {
         file: file.to_path_buf(),
         line,
@@ -314,7 +325,15 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
     // Where a part of the suite is written, for its errors.
     let line_of = |path: &FieldPath| yaml::locate(&root, path).key.line;
     let stages_path = FieldPath::default().key("stages");
-    let fixtures = file.parent().unwrap_or(Path::new(".")).join(&raw.fixtures);
+    let confined = |line: usize| {
+        move |source: ConfineError| SuiteError::Path {
+            file: file.to_path_buf(),
+            line,
+            source,
+        }
+    };
+    let fixtures = Fixtures::resolve(file, &raw.fixtures, options)
+        .map_err(confined(line_of(&FieldPath::default().key("fixtures"))))?;
     for (name, value) in &raw.vars {
         if !vars::valid_value(value) {
             return Err(invalid(
@@ -327,24 +346,29 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         origin::resolve(raw.origin, &line_of).map_err(|(line, message)| invalid(line, message))?;
     let mut commands = BTreeMap::new();
     for (name, line) in &raw.commands {
-        let at = line_of(&FieldPath::default().key("commands").key(name));
+        let at = yaml::locate(&root, &FieldPath::default().key("commands").key(name));
+        // The suite's variables first, as the tutorial's shell expands them; then the
+        // whitelist, on the words curl would get. An error is placed at its word as written
+        // when the word is there, else at the command's start.
         let line = &vars::expand(line, &raw.vars).map_err(|e| {
             invalid(
-                at,
+                at.value.line,
                 format!(
                     "commands.{name}: ${} is not set; give it a value under `vars`",
                     e.name
                 ),
             )
         })?;
-        let argv =
-            shell_words::split(line).map_err(|e| invalid(at, format!("commands.{name}: {e}")))?;
-        if argv.first().map(String::as_str) != Some("curl") {
-            return Err(invalid(
-                at,
-                format!("commands.{name}: only curl commands are supported, got {line:?}"),
-            ));
-        }
+        let argv = parse_command(line).map_err(|error| {
+            let (line, column) = command::position_of(text, at.key, at.value, &error);
+            SuiteError::Command {
+                file: file.to_path_buf(),
+                line,
+                column,
+                name: name.clone(),
+                error,
+            }
+        })?;
         commands.insert(
             name.clone(),
             CommandLine {
@@ -382,25 +406,20 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         }
         for (i, apply) in raw_stage.apply.iter().enumerate() {
             let step_line = line_of(&stage_path.key("apply").index(i));
-            let path = fixtures.join(apply);
-            if !path.is_file() {
-                return Err(SuiteError::MissingFixture {
+            let (path, text) = fixtures.read(apply).map_err(confined(step_line))?;
+            // Its shell variables expanded as the tutorial's unquoted heredoc has the shell do;
+            // lines stay where they are written, so errors point at the fixture as written.
+            let text = vars::expand(&text, &raw.vars).map_err(|unset| SuiteError::Invalid {
+                file: path.clone(),
+                line: unset.line,
+                message: unset.to_string(),
+            })?;
+            let objects = parse_manifests_in(&path, &text, &raw.namespace).map_err(|source| {
+                SuiteError::Fixture {
                     file: file.to_path_buf(),
                     line: step_line,
-                    fixture: path,
-                });
-            }
-            let objects = load_fixture(&path, &raw.vars).map_err(|error| match error {
-                FixtureError::Manifest(source) => SuiteError::Fixture {
-                    file: file.to_path_buf(),
-                    line: step_line,
-                    source,
-                },
-                FixtureError::Unset(unset) => SuiteError::Invalid {
-                    file: path.clone(),
-                    line: unset.line,
-                    message: unset.to_string(),
-                },
+                    source: Box::new(source),
+                }
             })?;
             present.extend(objects.iter().map(|o| o.key(&raw.namespace)));
             steps.push(Step::Apply {
@@ -427,12 +446,7 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         }
         if let Some(delete_file) = &raw_stage.delete_file {
             let step_line = line_of(&stage_path.key("delete_file"));
-            let path = fixtures.join(delete_file);
-            let text = std::fs::read_to_string(&path).map_err(|_| SuiteError::MissingFixture {
-                file: file.to_path_buf(),
-                line: step_line,
-                fixture: path.clone(),
-            })?;
+            let (path, text) = fixtures.read(delete_file).map_err(confined(step_line))?;
             for (n, command) in text.lines().enumerate() {
                 let command = command.trim();
                 if command.is_empty() || command.starts_with('#') {
@@ -502,28 +516,6 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, SuiteError> {
         origin: sites,
         stages,
     })
-}
-
-/// Why a fixture could not be read.
-enum FixtureError {
-    Manifest(Box<ManifestError>),
-    Unset(vars::UnsetVariable),
-}
-
-/// A fixture's objects, its shell variables expanded as the tutorial's unquoted heredoc has the
-/// shell do. Lines stay where they are written, so errors point at the fixture as written.
-fn load_fixture(
-    path: &Path,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<IstioObject>, FixtureError> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
-        FixtureError::Manifest(Box::new(ManifestError::Read {
-            file: path.to_path_buf(),
-            source,
-        }))
-    })?;
-    let text = vars::expand(&text, vars).map_err(FixtureError::Unset)?;
-    parse_manifests(path, &text).map_err(|e| FixtureError::Manifest(Box::new(e)))
 }
 
 /// Which fields a check sets, for "belongs to another kind of check" errors.
@@ -630,8 +622,8 @@ fn resolve_check(
             None => None,
             Some(RawDuration { at_least, below }) => {
                 let bounds = DurationBounds {
-                    at_least: at_least.map(|d| d.0),
-                    below: below.map(|d| d.0),
+                    at_least: at_least.map(|d| d.to_std()),
+                    below: below.map(|d| d.to_std()),
                 };
                 match (bounds.at_least, bounds.below) {
                     (None, None) => return Err("duration takes at_least, below or both".into()),
@@ -816,7 +808,7 @@ fn resolve_check(
                 domains: raw.domains.clone(),
                 routes: raw.routes,
                 cluster: raw.cluster.clone(),
-                timeout: raw.timeout.map(|d| d.0),
+                timeout: raw.timeout.map(|d| d.to_std()),
                 direct_response: raw.direct_response,
             }
         } else {

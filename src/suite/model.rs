@@ -24,6 +24,17 @@ pub struct Suite {
 }
 
 impl Suite {
+    /// Every object any stage applies, in order (for the warnings Istio gives them).
+    pub fn all_objects(&self) -> impl Iterator<Item = &IstioObject> {
+        self.stages
+            .iter()
+            .flat_map(|s| s.steps.iter())
+            .flat_map(|step| match step {
+                Step::Apply { objects, .. } => objects.as_slice(),
+                Step::Delete { .. } | Step::Mesh(_) => &[],
+            })
+    }
+
     /// Every command any stage runs.
     pub fn all_commands(&self) -> impl Iterator<Item = &CommandLine> {
         self.stages

@@ -249,7 +249,7 @@ fn resolve_answer(raw: RawAnswer) -> Result<Answer, String> {
         }
         headers.push((lower, value));
     }
-    let delay = raw.delay.map(|d| d.0).unwrap_or_default();
+    let delay = raw.delay.map(|d| d.to_std()).unwrap_or_default();
     if delay > MAX_DELAY {
         return Err(format!("delay: at most {MAX_DELAY:?}"));
     }

@@ -153,7 +153,7 @@ fn rule_route(model: &MeshModel<'_>, key: &ObjectKey, rule: &HttpRoute, port: u3
     if let Some(timeout) = rule.timeout
         && let Some(Action::Route(action)) = &mut route.action
     {
-        let timeout = duration(timeout.0);
+        let timeout = duration(timeout.to_std());
         action.timeout = Some(timeout);
         #[allow(deprecated)] // istiod still sets it
         {

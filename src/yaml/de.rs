@@ -106,9 +106,13 @@ impl de::Error for DecodeError {
     }
 
     fn invalid_type(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        let found = match unexpected {
+            de::Unexpected::Unit => "null".to_string(),
+            other => other.to_string(),
+        };
         DecodeError::new(Problem::Invalid {
             value: None,
-            expected: format!("{expected}, found {unexpected}"),
+            expected: format!("{expected}, found {found}"),
         })
     }
 
@@ -159,10 +163,11 @@ impl NodeDe<'_, '_> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
-    type Error = DecodeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+impl NodeDe<'_, '_> {
+    /// Any value; in a mapping, `fields` says whether its keys are a struct's fields (where a
+    /// null value means unset, as Kubernetes has it) or a map's keys (where a null value is a
+    /// value of the wrong type, as the API server refuses it).
+    fn any<'de, V: Visitor<'de>>(self, visitor: V, fields: bool) -> Result<V::Value, DecodeError> {
         let NodeDe { node, path, record } = self;
         let result = match &node.value {
             Yaml::Null => visitor.visit_unit(),
@@ -181,9 +186,23 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
                 path: &path,
                 value: None,
                 record,
+                fields,
             }),
         };
         result.map_err(|error| error.at(&path, node))
+    }
+}
+
+impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
+    type Error = DecodeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.any(visitor, true)
+    }
+
+    /// A map's values are all values: `key: null` is not "unset".
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+        self.any(visitor, false)
     }
 
     /// Null or absent are the same to Kubernetes: both leave the field unset.
@@ -249,7 +268,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map identifier
+        unit_struct seq tuple tuple_struct identifier
     }
 }
 
@@ -314,6 +333,8 @@ struct MapDe<'n, 'p, 'r> {
     /// The value of the entry whose key was just read.
     value: Option<(&'n Node, FieldPath)>,
     record: &'r Record,
+    /// A struct's fields (null values skipped) rather than a map's entries.
+    fields: bool,
 }
 
 impl<'de> MapAccess<'de> for MapDe<'_, '_, '_> {
@@ -323,8 +344,12 @@ impl<'de> MapAccess<'de> for MapDe<'_, '_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DecodeError> {
-        // A null value is an unset field, as Kubernetes has it.
-        let Some((key, value)) = self.entries.find(|(_, v)| !matches!(v.value, Yaml::Null)) else {
+        // A null value is an unset field, as Kubernetes has it; in a map it is a value.
+        let fields = self.fields;
+        let Some((key, value)) = self
+            .entries
+            .find(|(_, v)| !fields || !matches!(v.value, Yaml::Null))
+        else {
             return Ok(None);
         };
         let path = self.path.key(&key.text());

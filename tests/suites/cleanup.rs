@@ -301,3 +301,120 @@ pub fn a_leftover_fails_the_run() -> Result<Completion, Failed> {
     }
     Ok(Completion::Completed)
 }
+
+/// A signal at the very first moment — sent while the binary is still being exec'd, held
+/// pending by a blocked mask until the binary takes it — ends the run with the documented code
+/// (1, interrupted), not the shell's 130 or 143, and leaves nothing. The binary installs its
+/// handlers and unblocks the signals before anything else, so the pending one reaches them.
+pub fn interrupted_at_once() -> Result<(), Failed> {
+    use std::os::unix::process::CommandExt;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let ws = Workspace::new()?;
+        let tmp = ws.path("tmp");
+        std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+        let mut command = run_binary()?;
+        command.env("TMPDIR", &tmp).arg(ws.suite());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let mut child = Running::spawn(&mut command)?;
+        // SAFETY: kill(2) with the pid of our own child.
+        unsafe { libc::kill(child.0.id() as i32, signal) };
+        let (status, _) = child.wait_at_most(Duration::from_secs(60))?;
+        let mut stdout = String::new();
+        if let Some(mut out) = child.0.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let stderr = child.rest_of_stderr();
+        if status.code() != Some(1) || !stderr.contains("interrupted before the run started") {
+            return Err(format!(
+                "signal {signal}: {status}, expected exit 1 (interrupted before the run started): {stdout}{stderr}"
+            )
+            .into());
+        }
+        if !stdout.is_empty() {
+            return Err(format!("signal {signal}: the run started anyway: {stdout}").into());
+        }
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        if !left.is_empty() {
+            return Err(format!("signal {signal}: the interrupted run left {left:?}").into());
+        }
+    }
+    Ok(())
+}
+
+/// The next run sweeps the directories earlier runs could not remove: one whose owner's pid is
+/// now a live process of another program, one whose pid is reused (another start time), one
+/// that never named an owner and is old; it keeps a kept one and a fresh unowned one.
+pub fn stale_run_dirs_are_swept() -> Result<(), Failed> {
+    let ws = Workspace::new()?;
+    let tmp = ws.path("tmp");
+    let dir = |name: &str, owner: Option<String>| -> Result<PathBuf, Failed> {
+        let path = tmp.join(name);
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        if let Some(owner) = owner {
+            std::fs::write(path.join("owner.pid"), owner).map_err(|e| e.to_string())?;
+        }
+        Ok(path)
+    };
+    let mut unrelated = std::process::Command::new("cat")
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let other_program = dir("egress-conformance-other", Some(unrelated.id().to_string()))?;
+    // This test process, as if an earlier run had had its pid: the start time differs.
+    let reused = dir(
+        "egress-conformance-reused",
+        Some(format!(
+            "{}\n1\n/nonexistent/egress-conformance\n",
+            std::process::id()
+        )),
+    )?;
+    let unowned_old = dir("egress-conformance-unowned-old", None)?;
+    let old = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&unowned_old)
+        .status()
+        .map_err(|e| e.to_string())?;
+    let unowned_fresh = dir("egress-conformance-unowned-fresh", None)?;
+    let kept = dir("egress-conformance-kept", Some("4294967294".into()))?;
+    std::fs::write(kept.join("kept"), "").map_err(|e| e.to_string())?;
+    let run = run_binary()?
+        .env("TMPDIR", &tmp)
+        .arg(ws.suite())
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    let run = run?;
+    if !old.success() || run.status.code() != Some(0) {
+        return Err(format!(
+            "touch {old}, run {}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout)
+        )
+        .into());
+    }
+    for gone in [&other_program, &reused, &unowned_old] {
+        if gone.exists() {
+            return Err(format!("{} was not swept", gone.display()).into());
+        }
+    }
+    for stays in [&unowned_fresh, &kept] {
+        if !stays.exists() {
+            return Err(format!("{} was swept", stays.display()).into());
+        }
+    }
+    Ok(())
+}

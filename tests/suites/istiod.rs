@@ -194,6 +194,11 @@ pub fn trials(suites: &[PathBuf]) -> Vec<Trial> {
         validate_in_istiods_words,
     ));
     trials.push(with_istiod(
+        "istiod::validation_corpus_same_verdicts".into(),
+        newest,
+        validation_corpus_same_verdicts,
+    ));
+    trials.push(with_istiod(
         "istiod::cleanup::interrupted_run".into(),
         newest,
         interrupted_run,
@@ -341,6 +346,144 @@ fn validate_in_istiods_words(tools: IstiodTools) -> Result<(), Failed> {
         .into());
     }
     Ok(())
+}
+
+/// The validation corpus (`tests/validation-corpus/`) through the harness and one headless
+/// istiod at once (`validate --istiod --json`): each manifest gets the same verdict from both,
+/// and where istiod refuses by Istio's rules, the same words as the harness's Istio words (istiod
+/// logs only the first line of a multi-line error, and trims it). Where the two legitimately
+/// differ, or istiod is never given the object because it does not fit Istio's messages, the
+/// entry says so with its reason (`istiod_<release>`); a reason no longer borne out fails too.
+fn validation_corpus_same_verdicts(tools: IstiodTools) -> Result<(), Failed> {
+    use serde_json::Value;
+    let corpus = root().join("tests/validation-corpus");
+    let index = corpus.join("index.json");
+    let text = std::fs::read_to_string(&index).map_err(|e| format!("{}: {e}", index.display()))?;
+    let entries: Vec<Value> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+    let files: Vec<PathBuf> = entries
+        .iter()
+        .map(|e| corpus.join(e["file"].as_str().unwrap_or_default()))
+        .collect();
+    let output = tools
+        .command("validate")
+        .args(["--istiod", "--json"])
+        .args(&files)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Exit 2: the corpus is mostly refused.
+    if output.status.code() != Some(2) {
+        return Err(format!(
+            "validate exited {:?}, expected 2:\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let judged: Vec<Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("validate --json printed a line that is not JSON: {e}\n{stdout}"))?;
+    if judged.len() != entries.len() {
+        return Err(format!(
+            "{} verdicts for {} manifests:\n{stdout}",
+            judged.len(),
+            entries.len()
+        )
+        .into());
+    }
+    let override_key = format!("istiod_{}", tools.release.replace('.', "_"));
+    let first_line = |s: &str| s.lines().next().unwrap_or_default().trim_end().to_string();
+    let normal = |s: &str| s.trim_end().replace("  ", " ");
+    let (mut same, mut in_istiods_words, mut explained, mut problems) = (0, 0, 0, Vec::new());
+    for ((entry, file), got) in entries.iter().zip(&files).zip(&judged) {
+        let id = entry["id"].as_str().unwrap_or_default();
+        let (harness, istiod) = (&got["harness"], &got["istiod"]);
+        if got["file"].as_str().map(PathBuf::from).as_ref() != Some(file) {
+            problems.push(format!("{id}: the verdict is for {}", got["file"]));
+            continue;
+        }
+        if harness["verdict"] != entry["harness"] {
+            problems.push(format!(
+                "{id}: the harness says {}, the corpus {}",
+                harness["verdict"], entry["harness"]
+            ));
+        }
+        // What istiod must say: the harness's verdict, refused by Istio's rules where the
+        // harness refuses by them and before istiod (not fitting Istio's messages) where the
+        // harness's decoding refuses; unless the entry says otherwise, and why.
+        let declared = entry.get(&override_key);
+        let (want, want_by) = match declared {
+            Some(d) => (
+                d["verdict"].clone(),
+                d.get("by").cloned().unwrap_or(Value::Null),
+            ),
+            None => (
+                entry["harness"].clone(),
+                match entry["refused_by"].as_str() {
+                    Some("istio") => Value::from("istio"),
+                    Some("decoding") => Value::from("decoding"),
+                    Some(other) => Value::from(other),
+                    None => Value::Null,
+                },
+            ),
+        };
+        let by = istiod.get("by").cloned().unwrap_or(Value::Null);
+        if istiod["verdict"] != want || by != want_by {
+            problems.push(format!(
+                "{id}: istiod {} {} (by {by}: {}), expected {want} (by {want_by}){}",
+                tools.release,
+                istiod["verdict"],
+                istiod["message"]
+                    .as_str()
+                    .map(first_line)
+                    .unwrap_or_default(),
+                declared.map_or(String::new(), |d| format!(
+                    "; the corpus says: {}",
+                    d["why"]
+                )),
+            ));
+            continue;
+        }
+        match declared {
+            Some(d) if d["why"].as_str().is_none_or(str::is_empty) => {
+                problems.push(format!("{id}: {override_key} gives no reason"));
+            }
+            Some(_) => explained += 1,
+            None => same += 1,
+        }
+        if by == "istio" {
+            let words = istiod["message"].as_str().unwrap_or_default();
+            let istio = harness["istio"].as_str().unwrap_or_default();
+            if normal(words) == normal(istio)
+                || (istio.contains('\n') && normal(words) == normal(&first_line(istio)))
+            {
+                in_istiods_words += 1;
+            } else {
+                problems.push(format!(
+                    "{id}: istiod's words {words:?}, the harness's Istio words {istio:?}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "  [istiod {}] {} manifests: {same} with the same verdict from both ({in_istiods_words} refused by istiod's validation in the harness's words), {explained} where the corpus says why they differ or istiod is not given them",
+        tools.release,
+        entries.len()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} manifests:\n{}",
+            problems.len(),
+            entries.len(),
+            problems.join("\n")
+        )
+        .into())
+    }
 }
 
 /// Ctrl-C in the middle of an istiod run: istiod, both Envoys and the run directory are gone.

@@ -100,6 +100,14 @@ fn main() {
         cleanup::interrupted_start_up,
     ));
     trials.push(Trial::test(
+        "cleanup::interrupted_at_once",
+        cleanup::interrupted_at_once,
+    ));
+    trials.push(Trial::test(
+        "cleanup::stale_run_dirs_are_swept",
+        cleanup::stale_run_dirs_are_swept,
+    ));
+    trials.push(Trial::test(
         "cleanup::keep_until_ctrl_c",
         cleanup::keep_until_ctrl_c,
     ));
@@ -118,6 +126,18 @@ fn main() {
     trials.push(Trial::test(
         "bad_input::kind_runs_what_builtin_cannot",
         bad_input::kind_runs_what_builtin_cannot,
+    ));
+    trials.push(Trial::test(
+        "bad_input::fuzzed_input_exits_0_1_or_2",
+        bad_input::fuzzed_input_exits_0_1_or_2,
+    ));
+    trials.push(Trial::test(
+        "bad_input::istio_warnings_are_printed",
+        bad_input::istio_warnings_are_printed,
+    ));
+    trials.push(Trial::test(
+        "bad_input::fixtures_outside_repo_when_allowed",
+        bad_input::fixtures_outside_repo_when_allowed,
     ));
     trials.extend(bad_input::trials());
     libtest_mimic::run(&args, trials).exit();

@@ -166,6 +166,7 @@ async fn the_backend_gets_the_api_servers_refusal_of_simpel() {
     };
     let suite = crate::suite::load_suite(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/egress-gateway-tls-origination.yaml"),
+        crate::suite::LoadOptions::default(),
     )
     .unwrap();
     let mut backend = spec

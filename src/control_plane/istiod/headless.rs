@@ -28,6 +28,18 @@ pub(crate) struct IstiodSpec {
     pub source: SourceChoice,
 }
 
+/// What became of objects handed to a headless istiod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// istiod took them all in.
+    Accepted,
+    /// Istio's validation in istiod's store refused one, in istiod's words.
+    Rejected(String),
+    /// One does not fit Istio's own messages (an unknown field, a wrong type), so istiod was
+    /// never given it; in the encoding's words.
+    Unencodable(String),
+}
+
 /// A running headless istiod and its run directory.
 pub(crate) struct Headless {
     istiod: Istiod,
@@ -96,16 +108,14 @@ impl Headless {
         &self.delivery
     }
 
-    /// istiod's verdict on `objects` (whole, namespaced, as written): `Ok(Ok(()))` when it takes
-    /// them all in, `Ok(Err(words))` when Istio refuses one. Either way the applied state is
-    /// emptied again, so verdicts do not depend on each other.
-    pub(crate) async fn verdict(
-        &mut self,
-        objects: Vec<Value>,
-    ) -> Result<Result<(), String>, String> {
+    /// istiod's verdict on `objects` (whole, namespaced, as written); `Err` when istiod could
+    /// not be asked. Either way the applied state is emptied again, so verdicts do not depend on
+    /// each other.
+    pub(crate) async fn verdict(&mut self, objects: Vec<Value>) -> Result<Taken, String> {
         let verdict = match self.istiod.converge_objects(objects, CHANGE_TIMEOUT).await {
-            Ok(()) => Ok(()),
-            Err(ConvergeError::IstioRejected(words)) => Err(words),
+            Ok(()) => Taken::Accepted,
+            Err(ConvergeError::IstioRejected(words)) => Taken::Rejected(words),
+            Err(ConvergeError::Unencodable(words)) => Taken::Unencodable(words),
             Err(other) => return Err(other.to_string()),
         };
         self.istiod

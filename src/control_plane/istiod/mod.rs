@@ -748,7 +748,7 @@ impl Istiod {
                 .apply(&applied, timeout.max(TAKE_TIMEOUT))
                 .await
                 .map_err(|e| match e {
-                    source::SourceError::Unencodable(words) => ConvergeError::IstioRejected(words),
+                    source::SourceError::Unencodable(words) => ConvergeError::Unencodable(words),
                     other => ConvergeError::NotInForce(other.to_string()),
                 })
         } else {

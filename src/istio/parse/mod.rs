@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use super::api::{DestinationRule, Gateway, ServiceEntry, VirtualService};
 use super::object::{IstioObject, Kind, SourceRef, Spec, UntranslatedField};
-use super::validate::{self, Violation};
+use super::validate::{self, Finding, Report};
+use crate::input::ReadError;
 use crate::yaml::{self, FieldError, FieldPath, Node, Yaml};
 
 /// The `apiVersion`s accepted for the four kinds.
@@ -29,14 +30,15 @@ const API_VERSIONS: [&str; 3] = [
 /// Why a manifest could not be turned into Istio objects.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ManifestError {
-    #[error("{}: cannot read manifest: {source}", .file.display())]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Not a readable regular file of UTF-8 text.
+    #[error(transparent)]
+    Read(#[from] ReadError),
 
-    #[error("{}: no objects in the manifest (kubectl apply refuses an empty file)", .file.display())]
+    /// Nothing but comments and blank lines, as `kubectl apply -f` refuses it.
+    #[error(
+        "{}:1: no objects passed to apply: the manifest is empty or only comments (kubectl apply -f refuses it)",
+        .file.display()
+    )]
     Empty { file: PathBuf },
 
     /// Malformed YAML, a duplicate key, an unknown or missing field, a value of the wrong shape.
@@ -61,30 +63,50 @@ pub(crate) enum ManifestError {
         api_version: String,
     },
 
-    /// A manifest Istio's validation rejects, in Istio's words.
-    #[error("{at}: {kind} {name}: {path}: {message}")]
+    /// A manifest Istio's validation (or the API server's schema) refuses, in Istio's words:
+    /// the first finding, then any others, each at its place.
+    #[error("{at}: {kind} {name}: {path}: {message}{}", more_lines(.more))]
     Invalid {
         at: String,
         kind: Kind,
         name: String,
         path: String,
         message: String,
+        /// The other findings, `file:line:column: path: message` each (boxed: the error stays
+        /// small on the happy path).
+        more: Box<[String]>,
+        /// Everything the rules found.
+        report: Box<Report>,
     },
 }
 
-/// Reads `file` and parses it with [`parse_manifests`].
+/// Reads `file` and parses it with [`parse_manifests`] (the suite loader reads fixtures itself,
+/// confined to the suite's fixtures directory).
+#[cfg(test)]
 pub(crate) fn load_manifests(file: &Path) -> Result<Vec<IstioObject>, ManifestError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_text(file, file)?;
     parse_manifests(file, &text)
 }
 
-/// Parses `text`, a stream of Istio objects read from `file` (used in errors and in each
-/// object's [`SourceRef`]). Empty documents are skipped, but a file with none is refused; the
-/// first error ends parsing.
+/// [`parse_manifests_in`] the namespace `kubectl` applies to by default, `default`.
+#[cfg(test)]
 pub(crate) fn parse_manifests(file: &Path, text: &str) -> Result<Vec<IstioObject>, ManifestError> {
+    parse_manifests_in(file, text, DEFAULT_NAMESPACE)
+}
+
+/// The namespace `kubectl` applies to when neither the manifest nor the suite names one.
+#[cfg(test)]
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
+
+/// Parses `text`, a stream of Istio objects read from `file` (used in errors and in each
+/// object's [`SourceRef`]) and applied in `namespace` unless an object names its own (Istio's
+/// rules about `exportTo` and credentials depend on it). Empty documents are skipped, but a file
+/// with none is refused; the first error ends parsing.
+pub(crate) fn parse_manifests_in(
+    file: &Path,
+    text: &str,
+    namespace: &str,
+) -> Result<Vec<IstioObject>, ManifestError> {
     let documents = yaml::read_documents(file, text)?;
     if documents.is_empty() {
         return Err(ManifestError::Empty {
@@ -93,7 +115,7 @@ pub(crate) fn parse_manifests(file: &Path, text: &str) -> Result<Vec<IstioObject
     }
     documents
         .into_iter()
-        .map(|document| decode_document(file, document))
+        .map(|document| decode_document(file, document, namespace))
         .collect()
 }
 
@@ -124,7 +146,11 @@ struct Metadata {
     annotations: BTreeMap<String, String>,
 }
 
-fn decode_document(file: &Path, document: Node) -> Result<IstioObject, ManifestError> {
+fn decode_document(
+    file: &Path,
+    document: Node,
+    namespace: &str,
+) -> Result<IstioObject, ManifestError> {
     let root = FieldPath::default();
     if !matches!(document.value, Yaml::Map(_)) {
         return Err(FieldError::invalid(
@@ -205,17 +231,50 @@ fn decode_document(file: &Path, document: Node) -> Result<IstioObject, ManifestE
             .collect(),
         source,
         raw,
+        warnings: Vec::new(),
     };
-    if let Some(Violation { path, message }) = validate::first_error(&object) {
+    let report = validate::check(&object, namespace);
+    let at = |finding: &Finding| object.source.at(&finding.path);
+    if report.refused() {
+        // Istio's own errors when it has any; else the schema's.
+        let findings = if report.errors.is_empty() {
+            &report.schema
+        } else {
+            &report.errors
+        };
+        let first = &findings[0];
         return Err(ManifestError::Invalid {
-            at: object.source.at(&path),
+            at: at(first),
             kind,
             name: object.name.clone(),
-            path: path.to_string(),
-            message,
+            path: first.path.to_string(),
+            message: first.message.clone(),
+            more: findings[1..]
+                .iter()
+                .map(|f| format!("{}: {}: {}", at(f), f.path, f.message))
+                .collect(),
+            report: Box::new(report),
         });
     }
-    Ok(object)
+    let warnings = report
+        .warnings
+        .iter()
+        .map(|w| {
+            format!(
+                "{}: {kind} {}: {}: {}",
+                at(w),
+                object.name,
+                w.path,
+                w.message
+            )
+        })
+        .collect();
+    Ok(IstioObject { warnings, ..object })
+}
+
+/// The findings after the first, one per line.
+fn more_lines(more: &[String]) -> String {
+    more.iter().map(|m| format!("\n  {m}")).collect()
 }
 
 type Decoded = (Metadata, Spec, yaml::Record);

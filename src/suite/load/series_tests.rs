@@ -12,7 +12,11 @@ fn repo() -> PathBuf {
 }
 
 fn parse(text: &str) -> Result<Suite, SuiteError> {
-    parse_suite(&repo().join("suites/test.yaml"), text)
+    parse_suite(
+        &repo().join("suites/test.yaml"),
+        text,
+        LoadOptions::default(),
+    )
 }
 
 fn message(result: Result<Suite, SuiteError>) -> String {
@@ -33,8 +37,11 @@ fn every_suite_of_the_series_loads() {
         ("external-tcp-service", 5),
         ("egress-gateway-tls-origination", 6),
     ] {
-        let suite = load_suite(&repo().join(format!("suites/{file}.yaml")))
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let suite = load_suite(
+            &repo().join(format!("suites/{file}.yaml")),
+            LoadOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(suite.stages.len(), stages, "{file}");
         assert!(!suite.origin.sites.is_empty(), "{file} declares its sites");
     }
@@ -42,7 +49,11 @@ fn every_suite_of_the_series_loads() {
 
 #[test]
 fn the_tcp_suite_expands_its_variables_in_fixtures_and_commands() {
-    let suite = load_suite(&repo().join("suites/external-tcp-service.yaml")).unwrap();
+    let suite = load_suite(
+        &repo().join("suites/external-tcp-service.yaml"),
+        LoadOptions::default(),
+    )
+    .unwrap();
     let Step::Apply { objects, .. } = &suite.stages[1].steps[0] else {
         panic!()
     };
@@ -84,7 +95,11 @@ fn an_unset_variable_in_a_fixture_is_an_error_at_its_line() {
 
 #[test]
 fn the_control_suite_changes_the_mesh_and_deletes_as_its_cleanup_does() {
-    let suite = load_suite(&repo().join("suites/egress-control.yaml")).unwrap();
+    let suite = load_suite(
+        &repo().join("suites/egress-control.yaml"),
+        LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(
         suite.mesh.outbound_traffic_policy,
         crate::mesh::OutboundTrafficPolicy::AllowAny
@@ -126,7 +141,11 @@ fn an_ignored_delete_of_nothing_is_no_error_and_another_is() {
 
 #[test]
 fn the_origin_is_read_as_declared() {
-    let suite = load_suite(&repo().join("suites/egress-control.yaml")).unwrap();
+    let suite = load_suite(
+        &repo().join("suites/egress-control.yaml"),
+        LoadOptions::default(),
+    )
+    .unwrap();
     let httpbin = suite
         .origin
         .sites

@@ -8,7 +8,11 @@ fn repo() -> PathBuf {
 
 /// A suite text parsed as if it sat in `suites/`, so the tutorial's fixtures resolve.
 fn parse(text: &str) -> Result<Suite, SuiteError> {
-    parse_suite(&repo().join("suites/test.yaml"), text)
+    parse_suite(
+        &repo().join("suites/test.yaml"),
+        text,
+        LoadOptions::default(),
+    )
 }
 
 const HEAD: &str = "name: t\ntitle: T\nfixtures: ../fixtures/egress-gateway-tls-origination\ncommands:\n  politics: curl -s http://edition.cnn.com/politics\n";
@@ -22,7 +26,11 @@ fn message(result: Result<Suite, SuiteError>) -> String {
 
 #[test]
 fn the_tutorial_suite_loads_with_its_six_stages() {
-    let suite = load_suite(&repo().join("suites/egress-gateway-tls-origination.yaml")).unwrap();
+    let suite = load_suite(
+        &repo().join("suites/egress-gateway-tls-origination.yaml"),
+        LoadOptions::default(),
+    )
+    .unwrap();
     let names: Vec<&str> = suite.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
