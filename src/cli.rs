@@ -30,7 +30,7 @@ use crate::istio_release::{
 };
 use crate::kube_release::{CrdError, KubeLookup, KubeTool, KubeToolError, istio_crds};
 use crate::mesh::MeshSettings;
-use crate::report::{Junit, Recording, Reporter, Transcript};
+use crate::report::{Junit, Reporter, Transcript};
 use crate::session::{self, SessionError, SessionOutcome};
 use crate::suite::{LoadOptions, Suite, SuiteError, discover, load_suite};
 use crate::translate::TranslateError;
@@ -881,15 +881,16 @@ async fn run_all<S: BackendSpec + Clone + Send + 'static>(
     }
     // Each replay has its own backend (ports, directory, processes), its own thread and
     // runtime (so that nothing one replay blocks on holds up another), and sees every
-    // interrupt; its events are kept and reported whole, in the suites' order.
+    // interrupt. Suites are reported in order: the one whose turn it is as it goes, the others
+    // kept until their turn.
     let suites_owned: std::sync::Arc<Vec<Suite>> = std::sync::Arc::new(suites.to_vec());
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let (send, mut received) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..jobs.min(suites.len()) {
-        let (suites, next, done, spec) = (
+        let (suites, next, send, spec) = (
             std::sync::Arc::clone(&suites_owned),
             std::sync::Arc::clone(&next),
-            done.clone(),
+            send.clone(),
             spec.clone(),
         );
         let (seen, taken) = (interrupts.seen.clone(), interrupts.taken.get());
@@ -900,7 +901,10 @@ async fn run_all<S: BackendSpec + Clone + Send + 'static>(
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(suite) = suites.get(i) else { break };
-                let mut recording = Recording::default();
+                let mut forward = Forward {
+                    suite: i,
+                    to: send.clone(),
+                };
                 let outcome = match &runtime {
                     Err(e) => Some(Err(CliError::Usage(format!(
                         "starting a runtime for {}: {e}",
@@ -916,7 +920,7 @@ async fn run_all<S: BackendSpec + Clone + Send + 'static>(
                                 .block_on(session::run(
                                     suite,
                                     spec.clone(),
-                                    &mut recording,
+                                    &mut forward,
                                     || interrupts.next(),
                                     false,
                                 ))
@@ -924,23 +928,29 @@ async fn run_all<S: BackendSpec + Clone + Send + 'static>(
                         })
                     }
                 };
-                if done.send((i, recording, outcome)).is_err() {
+                if send.send(Replayed::Done(i, outcome)).is_err() {
                     break;
                 }
             }
         });
     }
-    drop(done);
+    drop(send);
     let mut all_passed = true;
     let mut interrupted = false;
     let mut first_error = None;
-    let mut arrived = std::collections::BTreeMap::new();
+    let mut waiting: std::collections::BTreeMap<usize, Vec<crate::report::Event>> =
+        std::collections::BTreeMap::new();
+    let mut done = std::collections::BTreeMap::new();
     let mut turn = 0;
-    while let Some((i, recording, outcome)) = finished.recv().await {
-        arrived.insert(i, (recording, outcome));
-        while let Some((recording, outcome)) = arrived.remove(&turn) {
-            turn += 1;
-            recording.replay(reporter);
+    while let Some(message) = received.recv().await {
+        match message {
+            Replayed::Event(i, event) if i == turn => reporter.report(&event),
+            Replayed::Event(i, event) => waiting.entry(i).or_default().push(event),
+            Replayed::Done(i, outcome) => {
+                done.insert(i, outcome);
+            }
+        }
+        while let Some(outcome) = done.remove(&turn) {
             match outcome {
                 None => interrupted = true,
                 Some(Ok(outcome)) => {
@@ -951,12 +961,35 @@ async fn run_all<S: BackendSpec + Clone + Send + 'static>(
                     first_error.get_or_insert(e);
                 }
             }
+            turn += 1;
+            for event in waiting.remove(&turn).unwrap_or_default() {
+                reporter.report(&event);
+            }
         }
     }
     if let Some(e) = first_error {
         return Err(e);
     }
     Ok(all_passed && !interrupted)
+}
+
+/// What a replay running beside others says: an event of suite `i`, or that it has finished.
+enum Replayed {
+    Event(usize, crate::report::Event),
+    Done(usize, Option<Result<SessionOutcome, CliError>>),
+}
+
+/// A reporter that hands a replay's events to the one that reports them in order.
+struct Forward {
+    suite: usize,
+    to: tokio::sync::mpsc::UnboundedSender<Replayed>,
+}
+
+impl Reporter for Forward {
+    fn report(&mut self, event: &crate::report::Event) {
+        // The receiver outlives every replay; a send can fail only once the run is over.
+        let _ = self.to.send(Replayed::Event(self.suite, event.clone()));
+    }
 }
 
 async fn bench(

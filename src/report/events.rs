@@ -88,22 +88,3 @@ pub enum Event {
 pub trait Reporter {
     fn report(&mut self, event: &Event);
 }
-
-/// Events kept for later: a suite replayed beside others is reported whole, in its turn.
-#[derive(Debug, Default)]
-pub struct Recording(Vec<Event>);
-
-impl Recording {
-    /// Hand every event kept, in order, to `reporter`.
-    pub fn replay(self, reporter: &mut dyn Reporter) {
-        for event in &self.0 {
-            reporter.report(event);
-        }
-    }
-}
-
-impl Reporter for Recording {
-    fn report(&mut self, event: &Event) {
-        self.0.push(event.clone());
-    }
-}

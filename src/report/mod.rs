@@ -5,6 +5,6 @@ mod events;
 mod junit;
 mod transcript;
 
-pub use events::{Event, Recording, Reporter};
+pub use events::{Event, Reporter};
 pub(crate) use junit::Junit;
 pub(crate) use transcript::Transcript;

@@ -138,7 +138,7 @@ pub fn static_endpoint_elsewhere() -> Result<(), Failed> {
         ("  - address: $MONGODB_IP", "  - address: 192.0.2.99"),
         &[
             "stage static-endpoints: sidecar: cluster outbound|27017||my-mongo.tcp.svc: expected present, type EDS, lb_policy LEAST_REQUEST, endpoints [192.0.2.20:27017], got present, type EDS, lb_policy LEAST_REQUEST, endpoints [192.0.2.99:27017]",
-            "stage static-endpoints: mongo: exit code: expected 0, got 56",
+            "stage static-endpoints: mongo: exit code: expected 0, got 5",
             "stage static-endpoints: mongo: requests that reached the origin: expected [{host=192.0.2.20 path=/ tls=false status=200 port=27017}], got []",
         ],
     )
