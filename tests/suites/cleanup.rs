@@ -37,11 +37,18 @@ pub fn interrupted_run() -> Result<(), Failed> {
     let mut lines = BufReader::new(stdout).lines();
     let mut seen = Vec::new();
     read_until(&mut lines, &mut seen, |l| l.starts_with("-- stage 2"))?;
+    // Every suite replays at once: each running replay has its two Envoys (a replay that
+    // finished already has none).
     let envoys = children_named(child.0.id(), "envoy");
-    if envoys.len() != 2 {
-        return Err(format!("expected 2 Envoy children mid-run, found {envoys:?}").into());
+    if envoys.is_empty() || !envoys.len().is_multiple_of(2) {
+        return Err(
+            format!("expected two Envoy children per running replay, found {envoys:?}").into(),
+        );
     }
-    let run_dir = envoy_run_dir(envoys[0]).ok_or("cannot read the Envoy's command line")?;
+    let run_dirs: Vec<PathBuf> = envoys
+        .iter()
+        .map(|pid| envoy_run_dir(*pid).ok_or("cannot read an Envoy's command line"))
+        .collect::<Result<_, _>>()?;
     child.interrupt();
     let status = child.0.wait().map_err(|e| e.to_string())?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -62,8 +69,10 @@ pub fn interrupted_run() -> Result<(), Failed> {
             return Err(format!("Envoy pid {pid} outlived the interrupted run").into());
         }
     }
-    if run_dir.exists() {
-        return Err(format!("{} outlived the interrupted run", run_dir.display()).into());
+    for run_dir in run_dirs {
+        if run_dir.exists() {
+            return Err(format!("{} outlived the interrupted run", run_dir.display()).into());
+        }
     }
     Ok(())
 }

@@ -212,6 +212,9 @@ impl MeshText {
     }
 }
 
+/// How many times istiod is started on fresh ports when one was taken before it bound it.
+const START_ATTEMPTS: u32 = 3;
+
 /// Free loopback ports for istiod, which binds them itself (Go sets no `SO_REUSEPORT`, so the
 /// run cannot hold them meanwhile).
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
@@ -250,14 +253,6 @@ impl Istiod {
                 (registry, source)
             }
         };
-        let ports = free_ports(4).map_err(IstiodError::Ports)?;
-        let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
-        let mesh_file = home.join("mesh.yaml");
-        let mesh_text = MeshText {
-            grpc,
-            source: source.mesh_config(),
-        };
-        std::fs::write(&mesh_file, mesh_text.text(start.mesh)).map_err(files)?;
         let (kube, kubeconfig) = match start.kubernetes {
             Some(file) => (None, file.to_path_buf()),
             None => {
@@ -268,66 +263,93 @@ impl Istiod {
                 (Some(stub), file)
             }
         };
-        let log = home.join("istiod.log");
-        let output = std::fs::File::create(&log).map_err(files)?;
-        let errors = output.try_clone().map_err(files)?;
-        let loopback = |port: u16| format!("127.0.0.1:{port}");
-        let mut command = Command::new(&start.binary);
-        command
-            .arg("discovery")
-            .arg("--registries=Kubernetes")
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .args(source.istiod_args())
-            .arg(format!("--meshConfig={}", mesh_file.display()))
-            .arg("--networksConfig=/dev/null")
-            .arg("--domain=cluster.local")
-            .arg(format!("--grpcAddr={}", loopback(grpc)))
-            .arg(format!("--httpAddr={}", loopback(http)))
-            .arg(format!("--monitoringAddr={}", loopback(monitoring)))
-            .arg("--ctrlz_address=127.0.0.1")
-            .arg(format!("--ctrlz_port={ctrlz}"))
-            .arg("--secureGRPCAddr=")
-            .arg("--httpsAddr=")
-            .envs(ISTIOD_ENV)
-            .current_dir(&home)
-            .stdin(std::process::Stdio::null())
-            .stdout(output)
-            .stderr(errors);
-        progress(&format!(
-            "starting istiod {} ({}), ADS on 127.0.0.1:{grpc}",
-            start.release.name, start.release.description
-        ));
-        let process = Supervised::spawn(
-            format!("istiod {}", start.release.name),
-            command,
-            log.clone(),
-        )?;
-        let observer = IstiodObserver::new(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
-            SocketAddr::from((Ipv4Addr::LOCALHOST, monitoring)),
-            &log,
-        );
-        let ready = Wait::new(
-            format!("istiod to say it is ready (GET http://127.0.0.1:{http}/ready)"),
-            READY_TIMEOUT,
-        )
-        .poll(async || {
-            if let Some(death) = process.dead() {
-                return Err(IstiodError::Died(death));
-            }
-            Ok(match observer.ready().await {
-                Ok(()) => Look::Ready(()),
-                Err(e) => Look::NotYet(e.to_string()),
+        // istiod binds its ports itself, after the harness let go of them: another process may
+        // take one meanwhile (runs at once allocate ports all the time). Then istiod exits at
+        // once saying so, and it is started again on other ports.
+        let mut attempt = 0;
+        let (process, observer, ports, grpc, mesh_file, mesh_text, ready) = loop {
+            attempt += 1;
+            let ports = free_ports(4).map_err(IstiodError::Ports)?;
+            let [grpc, http, monitoring, ctrlz] = [ports[0], ports[1], ports[2], ports[3]];
+            let mesh_file = home.join("mesh.yaml");
+            let mesh_text = MeshText {
+                grpc,
+                source: source.mesh_config(),
+            };
+            std::fs::write(&mesh_file, mesh_text.text(start.mesh)).map_err(files)?;
+            let log = home.join("istiod.log");
+            let output = std::fs::File::create(&log).map_err(files)?;
+            let errors = output.try_clone().map_err(files)?;
+            let loopback = |port: u16| format!("127.0.0.1:{port}");
+            let mut command = Command::new(&start.binary);
+            command
+                .arg("discovery")
+                .arg("--registries=Kubernetes")
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .args(source.istiod_args())
+                .arg(format!("--meshConfig={}", mesh_file.display()))
+                .arg("--networksConfig=/dev/null")
+                .arg("--domain=cluster.local")
+                .arg(format!("--grpcAddr={}", loopback(grpc)))
+                .arg(format!("--httpAddr={}", loopback(http)))
+                .arg(format!("--monitoringAddr={}", loopback(monitoring)))
+                .arg("--ctrlz_address=127.0.0.1")
+                .arg(format!("--ctrlz_port={ctrlz}"))
+                .arg("--secureGRPCAddr=")
+                .arg("--httpsAddr=")
+                .envs(ISTIOD_ENV)
+                .current_dir(&home)
+                .stdin(std::process::Stdio::null())
+                .stdout(output)
+                .stderr(errors);
+            progress(&format!(
+                "starting istiod {} ({}), ADS on 127.0.0.1:{grpc}",
+                start.release.name, start.release.description
+            ));
+            let process = Supervised::spawn(
+                format!("istiod {}", start.release.name),
+                command,
+                log.clone(),
+            )?;
+            let observer = IstiodObserver::new(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, monitoring)),
+                &log,
+            );
+            let ready = Wait::new(
+                format!("istiod to say it is ready (GET http://127.0.0.1:{http}/ready)"),
+                READY_TIMEOUT,
+            )
+            .poll(async || {
+                if let Some(death) = process.dead() {
+                    return Err(IstiodError::Died(death));
+                }
+                Ok(match observer.ready().await {
+                    Ok(()) => Look::Ready(()),
+                    Err(e) => Look::NotYet(e.to_string()),
+                })
             })
-        })
-        .await
-        .map_err(|e| match e {
-            WaitError::Failed(e) => e,
-            WaitError::TimedOut(t) => IstiodError::NotReady {
-                waited: t.to_string(),
-                log_tail: crate::process::tail_lines(&log, 20),
-            },
-        })?;
+            .await
+            .map_err(|e| match e {
+                WaitError::Failed(e) => e,
+                WaitError::TimedOut(t) => IstiodError::NotReady {
+                    waited: t.to_string(),
+                    log_tail: crate::process::tail_lines(&log, 20),
+                },
+            });
+            match ready {
+                Err(IstiodError::Died(_))
+                    if attempt < START_ATTEMPTS
+                        && crate::process::tail_lines(&log, 5)
+                            .contains("address already in use") =>
+                {
+                    progress("a port chosen for istiod was taken meanwhile: choosing others");
+                }
+                ready => {
+                    break (process, observer, ports, grpc, mesh_file, mesh_text, ready?);
+                }
+            }
+        };
         progress(&format!(
             "istiod ready in {:.0} ms ({})",
             ready.waited.as_secs_f64() * 1000.0,
